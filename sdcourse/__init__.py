@@ -1,0 +1,26 @@
+"""sdcourse: the Stable Diffusion v1 UNet rebuilt from scratch, one component at a time."""
+from .attention import CrossAttention, SelfAttention, attention_weights
+from .device import default_device, describe_device, on_colab, set_threads
+from .time_embedding import TimeEmbedding, sinusoidal_embedding
+from .unet import (
+    UNET,
+    Diffusion,
+    SwitchSequential,
+    UNET_AttentionBlock,
+    UNET_OutputLayer,
+    UNET_ResidualBlock,
+    UNetConfig,
+    Upsample,
+)
+from .weights import convert_diffusers_unet, diffusers_config, load_state_dict_strict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CrossAttention", "SelfAttention", "attention_weights",
+    "default_device", "describe_device", "on_colab", "set_threads",
+    "TimeEmbedding", "sinusoidal_embedding",
+    "UNET", "Diffusion", "SwitchSequential", "UNET_AttentionBlock", "UNET_OutputLayer",
+    "UNET_ResidualBlock", "UNetConfig", "Upsample",
+    "convert_diffusers_unet", "diffusers_config", "load_state_dict_strict",
+]
