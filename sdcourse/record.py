@@ -423,7 +423,8 @@ class AttentionRecorder:
 
     The timestep of a call is `rec.timestep` when you set it (e.g. in the sampling loop), else it
     is read from the model's time input (see `decode_timestep`), else it counts the forward calls.
-    On exit (also after an exception) every observer is put back as it was.
+    Recorders nest (each keeps calling the observer it found). On exit (also after an exception)
+    every observer is put back as it was.
     """
 
     def __init__(self, model: nn.Module, kind: str = "cross", blocks=None, factors=None, heads: str = "mean",
@@ -480,8 +481,8 @@ class AttentionRecorder:
         if self._active:
             raise ValueError("AttentionRecorder: this recorder is already recording; nest different recorders instead.")
         self._saved = [(m, m.observer) for _, m in self._modules]
-        for info, m in self._modules:
-            m.observer = self._observer(info)
+        for (info, m), (_, old) in zip(self._modules, self._saved):
+            m.observer = self._observer(info, old)  # an observer already there keeps being called
         self._handles.append(self.model.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
         self._active = True
         return self
@@ -561,9 +562,11 @@ class AttentionRecorder:
             return self._decoded
         return self._calls
 
-    def _observer(self, info: BlockInfo):
+    def _observer(self, info: BlockInfo, previous=None):
         def observe(module: nn.Module, weights: torch.Tensor) -> None:
             self._add(info, weights)
+            if previous is not None:
+                previous(module, weights)
         return observe
 
     @torch.no_grad()

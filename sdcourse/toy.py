@@ -158,7 +158,7 @@ def _coverage(shape: str, center, radius: float, size: int, supersample: int = 4
     return inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
 
-def render(objects: Sequence[ToyObject], size: int = 24) -> tuple:
+def render(objects: Sequence[ToyObject], size: int = 32) -> tuple:
     """Draw objects on black. Returns image (3, size, size) in [-1, 1] and masks (len(objects), size, size) bool."""
     image = np.zeros((3, size, size), dtype=np.float32)
     masks = []
@@ -171,7 +171,7 @@ def render(objects: Sequence[ToyObject], size: int = 24) -> tuple:
     return torch.from_numpy(image), torch.from_numpy(np.stack(masks))
 
 
-def random_objects(rng: np.random.Generator, n_objects: int, size: int = 24) -> List[ToyObject]:
+def random_objects(rng: np.random.Generator, n_objects: int, size: int = 32) -> List[ToyObject]:
     """n_objects (1 or 2) with random colour and shape in distinct quadrants, a little jitter in place and size."""
     quadrants = rng.choice(len(POSITIONS), size=n_objects, replace=False)
     q = size / 4  # quadrant centre offset
@@ -180,8 +180,8 @@ def random_objects(rng: np.random.Generator, n_objects: int, size: int = 24) -> 
         position = POSITIONS[k]
         row = q if position.startswith("top") else 3 * q
         col = q if position.endswith("left") else 3 * q
-        jitter = rng.uniform(-0.06, 0.06, size=2) * size
-        radius = size * rng.uniform(0.17, 0.21)
+        jitter = rng.uniform(-0.05, 0.05, size=2) * size
+        radius = size * rng.uniform(0.16, 0.19)
         objects.append(ToyObject(
             color=str(rng.choice(list(COLORS))), shape=str(rng.choice(SHAPES)), position=position,
             center=(row + jitter[0], col + jitter[1]), radius=float(radius),
@@ -197,7 +197,7 @@ def caption_for(objects: Sequence[ToyObject], drop: Sequence[str] = ()) -> str:
 def make_batch(
     n: int,
     seed: int,
-    size: int = 24,
+    size: int = 32,
     p_two: float = 0.3,
     drop_color: float = 0.0,
     drop_shape: float = 0.0,

@@ -45,7 +45,8 @@ class TrainConfig:
     """Everything that defines a run. Saved as JSON in every checkpoint."""
 
     seed: int = 0
-    image_size: int = 24
+    image_size: int = 32
+    patch: int = 4  # the "VAE": pixel_unshuffle by 4, (3, 32, 32) images <-> (48, 8, 8) latents
     channels: Tuple[int, int, int] = (32, 64, 64)
     n_head: int = 4
     n_groups: int = 8
@@ -65,8 +66,23 @@ class TrainConfig:
     def unet_config(self) -> UNetConfig:
         return UNetConfig.tiny(
             channels=tuple(self.channels), n_head=self.n_head, d_context=self.d_context,
-            n_groups=self.n_groups, in_channels=3, out_channels=3,
+            n_groups=self.n_groups, in_channels=self.latent_channels, out_channels=self.latent_channels,
         )
+
+    @property
+    def latent_channels(self) -> int:
+        return 3 * self.patch * self.patch
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // self.patch
+
+    def __post_init__(self):
+        if self.patch < 1 or self.image_size % self.patch or (self.image_size // self.patch) % 8:
+            raise ValueError(
+                f"TrainConfig: image_size / patch must be a whole multiple of 8 (the UNet halves the latent 3 times); "
+                f"got image_size={self.image_size}, patch={self.patch}. E.g. image_size=32 with patch=4 (latent 8x8)."
+            )
 
     @classmethod
     def from_dict(cls, d: Dict) -> "TrainConfig":
@@ -117,13 +133,21 @@ class TinySD(nn.Module):
         self.tokenizer = Tokenizer()
         self.schedule = NoiseSchedule.from_name(config.schedule)
 
+    def to_latent(self, images: torch.Tensor) -> torch.Tensor:
+        """The tiny model's "VAE" encoder: lossless space-to-depth. (B, 3, S, S) -> (B, 3 p^2, S/p, S/p)."""
+        return F.pixel_unshuffle(images, self.config.patch)
+
+    def to_image(self, latents: torch.Tensor) -> torch.Tensor:
+        """The "VAE" decoder, the exact inverse: (B, 3 p^2, S/p, S/p) -> (B, 3, S, S)."""
+        return F.pixel_shuffle(latents, self.config.patch)
+
     def encode(self, captions) -> torch.Tensor:
         """list of N captions -> context (N, L, d_context)."""
         device = self.text_encoder.position_embedding.device
         return self.text_encoder(self.tokenizer(captions).to(device))
 
     def predict_noise(self, x: torch.Tensor, context: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x (B, 3, S, S), context (B, L, D), t (B,) ints -> predicted noise (B, 3, S, S)."""
+        """x (B, 3p^2, S/p, S/p) latent, context (B, L, D), t (B,) ints -> predicted noise, same shape as x."""
         time = sinusoidal_embedding(t, dim=self.diffusion.config.n_time_embd).to(x.device)  # (B, 32)
         return self.diffusion(x, context, time)
 
@@ -141,17 +165,17 @@ def training_step(model: TinySD, step: int, device: torch.device | str = "cpu") 
         drop_color=cfg.drop_color, drop_shape=cfg.drop_shape, drop_position=cfg.drop_position,
     )
     g = step_generator(cfg.seed, step)
-    x0 = batch.images  # (B, 3, S, S)
+    x0 = model.to_latent(batch.images)  # (B, 3, S, S) -> (B, 48, S/4, S/4)
     b = x0.shape[0]
     t = torch.randint(0, model.schedule.num_train_timesteps, (b,), generator=g)  # (B,)
-    noise = torch.randn(x0.shape, generator=g)  # (B, 3, S, S)
+    noise = torch.randn(x0.shape, generator=g)  # (B, 48, S/4, S/4)
     ids = model.tokenizer(batch.captions)  # (B, L)
     drop = torch.rand(b, generator=g) < cfg.p_uncond  # (B,)
     ids[drop] = model.tokenizer.encode("")  # the empty caption: <start> <end> <pad> ...
-    x_t = model.schedule.add_noise(x0, noise, t).float()  # (B, 3, S, S)
+    x_t = model.schedule.add_noise(x0, noise, t).float()  # (B, 48, S/4, S/4)
     x_t, noise, ids, t = x_t.to(device), noise.to(device), ids.to(device), t.to(device)
     context = model.text_encoder(ids)  # (B, L, D)
-    predicted = model.predict_noise(x_t, context, t)  # (B, 3, S, S)
+    predicted = model.predict_noise(x_t, context, t)  # (B, 48, S/4, S/4)
     return F.mse_loss(predicted, noise)
 
 
@@ -247,13 +271,15 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         self.update_ema()
-        value = float(loss)
+        value = float(loss.detach())
         self.losses.append((self.step, value))
         return value
 
     def run(self, steps: Optional[int] = None, minutes: Optional[float] = None, progress: bool = True,
-            log=None, log_every: int = 25) -> None:
-        """Train until `steps` total steps or `minutes` total training time (whichever comes first)."""
+            log=None, log_every: int = 25, snapshot=None, snapshot_every: int = 0) -> None:
+        """Train until `steps` total steps or `minutes` total training time (whichever comes first).
+
+        snapshot(trainer) is called every `snapshot_every` steps (0: never), e.g. to save the EMA weights."""
         if steps is None and minutes is None:
             raise ValueError("Trainer.run: give steps=... or minutes=... (or both).")
         from tqdm.auto import tqdm
@@ -272,6 +298,8 @@ class Trainer:
                 log.write(json.dumps({"step": self.step, "loss": round(sum(recent) / len(recent), 5),
                                       "seconds": round(self.seconds, 1), "img_per_s": round(img_s, 1)}) + "\n")
                 log.flush()
+            if snapshot is not None and snapshot_every and self.step % snapshot_every == 0:
+                snapshot(self)
         bar.close()
 
     def info(self) -> Dict:
@@ -323,7 +351,8 @@ class Trainer:
 
 def train(out, config: TrainConfig = TrainConfig(), steps: Optional[int] = None, minutes: Optional[float] = None,
           resume: bool = True, progress: bool = True, device: torch.device | str = "cpu",
-          export: Optional[str] = None, export_dtype: torch.dtype = torch.float16) -> Trainer:
+          export: Optional[str] = None, export_dtype: torch.dtype = torch.float16,
+          snapshot_every: int = 0, command: Optional[str] = None) -> Trainer:
     """Train into the folder `out` (state.safetensors for resuming, tiny_sd.safetensors with the
     EMA weights, log.jsonl). Resumes from out/state.safetensors when it exists and resume=True."""
     out = Path(out)
@@ -332,10 +361,14 @@ def train(out, config: TrainConfig = TrainConfig(), steps: Optional[int] = None,
     state_path = out / "state.safetensors"
     if resume and state_path.exists():
         trainer.load_state(state_path)
+
+    def snapshot(tr: Trainer) -> None:  # the EMA weights along the way, to see quality against time
+        save_checkpoint(out / f"ema_step{tr.step:06d}.safetensors", tr.ema, tr.info())
+
     with open(out / "log.jsonl", "a") as log:
-        trainer.run(steps=steps, minutes=minutes, progress=progress, log=log)
+        trainer.run(steps=steps, minutes=minutes, progress=progress, log=log, snapshot=snapshot, snapshot_every=snapshot_every)
     trainer.save_state(state_path)
-    info = {**trainer.info(), "command": " ".join(["python -m sdcourse.train"] + sys.argv[1:]) if __name__ == "__main__" else None}
+    info = {**trainer.info(), "command": command}
     save_checkpoint(out / "tiny_sd.safetensors", trainer.ema, info)
     if export:
         save_checkpoint(export, trainer.ema, info, dtype=export_dtype)
@@ -351,6 +384,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: SDCOURSE_THREADS or torch's)")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a state")
     p.add_argument("--export", default=None, help="also write the EMA weights as fp16 to this .safetensors path")
+    p.add_argument("--snapshot-every", type=int, default=0, help="save the EMA weights every N steps (0: never)")
     for f in fields(TrainConfig):
         if f.name in ("seed",):
             continue
@@ -366,8 +400,9 @@ def main(argv=None) -> None:
                  if f.name != "seed" and getattr(args, f.name) is not None}
     config = TrainConfig.from_dict({**asdict(TrainConfig()), **overrides, "seed": args.seed})
     print(f"config: {config}", flush=True)
+    command = " ".join(["python -m sdcourse.train"] + list(sys.argv[1:] if argv is None else argv))
     trainer = train(args.out, config, steps=args.steps, minutes=args.minutes, resume=not args.no_resume,
-                    export=args.export)
+                    export=args.export, snapshot_every=args.snapshot_every, command=command)
     info = trainer.info()
     print(json.dumps({**info, "img_per_s": round(info["images"] / max(1e-9, info["train_seconds"]), 1)}), flush=True)
 

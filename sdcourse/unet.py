@@ -185,8 +185,10 @@ class UNET_AttentionBlock(nn.Module):
         x = self.linear_geglu_2(x)
         x += residue_short
 
-        # (B, H*W, C) -> (B, C, H*W) -> (B, C, H, W)
-        x = x.transpose(-1, -2).view(n, c, h, w)
+        # (B, H*W, C) -> (B, C, H*W) -> (B, C, H, W). `.contiguous()` makes a plain NCHW copy: without
+        # it the transposed view is laid out channels-last, the convs that follow switch to that
+        # layout and re-pack their weights on every call (measured: +60-140 MiB peak on CPU).
+        x = x.transpose(-1, -2).contiguous().view(n, c, h, w)
         # (B, C, H, W) -> (B, C, H, W), plus the long residual
         return self.conv_output(x) + residue_long
 

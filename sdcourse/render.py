@@ -1,0 +1,322 @@
+"""Pure render functions behind the course's widgets: data in, matplotlib Figure (or HTML) out.
+
+Nothing here knows about ipywidgets, so every picture a widget shows can be made (and tested)
+with a plain function call:
+
+    render_time_embedding(t=500)                 # the 320-vector of t and its similarity to all s
+    render_sequence(8, 8, 320, row=2, col=5)     # pixel (2, 5) of an 8x8 map is token 21
+    ledger_html(trace(height=512, width=512))    # the shape ledger as an HTML table
+    render_attention(maps, token=2, image=img)   # a cross-attention map over the sample
+"""
+from __future__ import annotations
+
+import html
+import io
+from typing import Optional, Sequence, Tuple
+
+import matplotlib
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from .device import default_device
+from .record import AttentionMaps, normalize_maps
+from .shapes import Ledger, format_bytes
+from .time_embedding import sinusoidal_embedding
+
+COS_COLOR, SIN_COLOR, MARK_COLOR = "#1f77b4", "#ff7f0e", "#d62728"
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A Figure not attached to pyplot: nothing is shown twice and nothing leaks."""
+    fig = Figure(figsize=(width, height), dpi=100)
+    fig.set_layout_engine("constrained")
+    return fig
+
+
+def figure_to_png(fig: Figure, dpi: int = 100) -> bytes:
+    """A Figure -> PNG bytes (for an ipywidgets Image)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- time embedding
+def time_embedding_data(t: int, dim: int = 320, t_max: int = 1000, device=None) -> dict:
+    """The sinusoidal embedding of `t` and its cosine similarity with every s in 0..t_max-1.
+
+    Returns {"vector": (dim,) float tensor, "timesteps": (t_max,), "similarity": (t_max,)} on the CPU.
+    Computed on `device` (default: sdcourse.default_device()).
+    """
+    if not isinstance(t_max, int) or t_max < 2:
+        raise ValueError(f"time_embedding_data: t_max must be an int >= 2, got {t_max!r}.")
+    if not 0 <= t < t_max:
+        raise ValueError(f"time_embedding_data: t must be in 0..{t_max - 1}, got {t!r}.")
+    device = torch.device(device) if device is not None else default_device()
+    steps = torch.arange(t_max, device=device)  # (T,)
+    table = sinusoidal_embedding(steps, dim)  # (T, dim)
+    vector = table[int(t)]  # (dim,)
+    # every row has norm sqrt(dim/2) (cos^2 + sin^2 = 1 per frequency), so cosine = dot / (dim/2)
+    similarity = table @ vector / (dim / 2)  # (T, dim) @ (dim,) -> (T,)
+    return {"vector": vector.cpu(), "timesteps": steps.cpu(), "similarity": similarity.cpu()}
+
+
+def render_time_embedding(t: int, dim: int = 320, t_max: int = 1000, device=None) -> Figure:
+    """Top: the dim-vector of t (cos half, sin half). Bottom: its cosine similarity to every timestep."""
+    data = time_embedding_data(t, dim, t_max, device)
+    half = dim // 2
+    fig = _figure(8, 4)
+    top, bottom = fig.subplots(2, 1)
+    v = data["vector"].numpy()
+    top.bar(np.arange(half), v[:half], width=1.0, color=COS_COLOR, label=f"cos (0..{half - 1})")
+    top.bar(np.arange(half, dim), v[half:], width=1.0, color=SIN_COLOR, label=f"sin ({half}..{dim - 1})")
+    top.set_xlim(0, dim)
+    top.set_ylim(-1.1, 1.1)
+    top.set_title(f"sinusoidal_embedding(t={t}): {dim} numbers, fast frequencies on the left of each half", fontsize=9)
+    top.set_xlabel("dimension", fontsize=8)
+    top.legend(loc="lower right", fontsize=7, ncol=2)
+    bottom.plot(data["timesteps"].numpy(), data["similarity"].numpy(), color="k", lw=1)
+    bottom.axvline(t, color=MARK_COLOR, lw=1)
+    bottom.set_xlim(0, t_max - 1)
+    bottom.set_ylim(-0.1, 1.05)
+    bottom.set_title(f"cosine similarity of t={t} with every timestep s: near timesteps look alike", fontsize=9)
+    bottom.set_xlabel("timestep s", fontsize=8)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=7)
+    return fig
+
+
+# --------------------------------------------------------------------------- image as a sequence
+def sequence_index(row: int, col: int, width: int) -> int:
+    """Pixel (row, col) of a map `width` pixels wide -> its token index after (B,C,H,W)->(B,H*W,C): row*width+col."""
+    if not 0 <= col < width or row < 0:
+        raise ValueError(f"sequence_index: pixel ({row}, {col}) is outside a map {width} pixels wide.")
+    return row * width + col
+
+
+def sequence_pixel(index: int, width: int) -> Tuple[int, int]:
+    """Token index -> pixel (row, col): (index // width, index % width)."""
+    if index < 0:
+        raise ValueError(f"sequence_pixel: token index must be >= 0, got {index}.")
+    return index // width, index % width
+
+
+def _check_grid(height: int, width: int, channels: int) -> None:
+    for name, n in (("height", height), ("width", width), ("channels", channels)):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"sequence view: {name} must be a positive int, got {n!r}.")
+    if height * width > 4096:
+        raise ValueError(f"sequence view: {height}x{width} has too many pixels to draw; use at most 64x64.")
+
+
+def render_sequence(height: int = 8, width: int = 8, channels: int = 320, row: int = 0, col: int = 0) -> Figure:
+    """Left: the (C, H, W) feature map seen from above, each pixel labelled with its token index.
+    Right: the same numbers as the sequence (H*W, C), the chosen pixel's token highlighted."""
+    _check_grid(height, width, channels)
+    index = sequence_index(row, col, width)
+    if row >= height:
+        raise ValueError(f"render_sequence: row {row} is outside a map {height} pixels high.")
+    n = height * width
+    fig = _figure(8, 4)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1]})
+    grid = np.arange(n).reshape(height, width)
+    left.imshow(grid, cmap="Blues", alpha=0.35, vmin=0, vmax=2 * n)
+    left.add_patch(matplotlib.patches.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, ec=MARK_COLOR, lw=2.5))
+    if n <= 256:
+        for r in range(height):
+            for c in range(width):
+                left.text(c, r, str(r * width + c), ha="center", va="center",
+                          fontsize=8 if n <= 64 else 5, color=MARK_COLOR if (r, c) == (row, col) else "k")
+    left.set_title(f"feature map (B, {channels}, {height}, {width})\npixel (row {row}, col {col})", fontsize=9)
+    left.set_xticks(range(width)) if width <= 16 else None
+    left.set_yticks(range(height)) if height <= 16 else None
+    left.tick_params(labelsize=7)
+    left.set_xlabel("col", fontsize=8)
+    left.set_ylabel("row", fontsize=8)
+    # the sequence: one token per row, channels along x (a few shown)
+    shown = min(channels, 32)
+    seq = np.tile(np.arange(n)[:, None], (1, shown)).astype(float)
+    right.imshow(seq, cmap="Blues", alpha=0.35, aspect="auto", vmin=0, vmax=2 * n, interpolation="nearest")
+    right.axhspan(index - 0.5, index + 0.5, color=MARK_COLOR, alpha=0.8)
+    right.set_title(f"sequence (B, {n}, {channels}): token {index} = {row} * {width} + {col}", fontsize=9)
+    right.set_xlabel(f"channel (first {shown} of {channels})" if shown < channels else "channel", fontsize=8)
+    right.set_ylabel("token index", fontsize=8)
+    right.tick_params(labelsize=7)
+    return fig
+
+
+# --------------------------------------------------------------------------- shape ledger
+_TABLE_CSS = ("border-collapse:collapse;font-family:monospace;font-size:12px;"
+              "border:1px solid #ccc")
+_CELL = "padding:2px 8px;border-bottom:1px solid #eee;text-align:left"
+
+
+def ledger_html(ledger: Ledger) -> str:
+    """The ledger as HTML: stages with shapes and the skip stack, then the attention sizes."""
+    e = html.escape
+    cfg = ledger.config
+    head = (f"<b>image {ledger.height} x {ledger.width} px, batch {ledger.batch}</b>: latent "
+            f"{ledger.height // 8} x {ledger.width // 8}, widths {cfg.channels}, {cfg.n_head} heads, "
+            f"attention counted in {str(ledger.dtype).replace('torch.', '')}")
+    rows = []
+    for r in ledger.rows:
+        if r.skip == "push":
+            skip = f"<span style='color:#2ca02c'>push {r.skip_channels} ch</span> &rarr; {r.stack}"
+        elif r.skip == "pop":
+            skip = f"<span style='color:#d62728'>pop {r.skip_channels} ch</span> &rarr; {r.stack}"
+        else:
+            skip = ""
+        cells = [e(r.stage), e(r.layers), e(str(r.input)), e(str(r.output)), skip]
+        rows.append("<tr>" + "".join(f"<td style='{_CELL}'>{c}</td>" for c in cells) + "</tr>")
+    stages = (f"<table style='{_TABLE_CSS}'><tr>"
+              + "".join(f"<th style='{_CELL}'>{h}</th>" for h in ("stage", "layers", "input", "output", "skip stack"))
+              + "</tr>" + "".join(rows) + "</table>")
+    largest = ledger.largest_attention.nbytes
+    arows = []
+    for a in ledger.attention:
+        bar = int(round(120 * a.nbytes / largest)) if largest else 0
+        cells = [e(a.name), a.kind, f"{a.grid[0]} x {a.grid[1]}", f"{a.seq_len:,}", f"{a.keys:,}",
+                 e(" x ".join(str(d) for d in a.matrix)), format_bytes(a.nbytes),
+                 f"<div style='background:#9467bd;height:8px;width:{max(bar, 1)}px'></div>"]
+        arows.append("<tr>" + "".join(f"<td style='{_CELL}'>{c}</td>" for c in cells) + "</tr>")
+    attn = (f"<table style='{_TABLE_CSS}'><tr>"
+            + "".join(f"<th style='{_CELL}'>{h}</th>" for h in
+                      ("block", "kind", "grid", "L = H*W", "keys", "weights (B x heads x L x keys)", "memory", ""))
+            + "</tr>" + "".join(arows) + "</table>")
+    total = (f"All attention weight matrices together: <b>{format_bytes(ledger.attention_bytes)}</b>; the largest "
+             f"({e(ledger.largest_attention.name)}, {ledger.largest_attention.kind}) "
+             f"<b>{format_bytes(ledger.largest_attention.nbytes)}</b>. The explicit path materialises one at a time; "
+             "F.scaled_dot_product_attention never does.")
+    return (f"<div>{head}</div><div style='display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start'>"
+            f"<div>{stages}</div><div>{attn}<p style='max-width:520px;font-size:12px'>{total}</p></div></div>")
+
+
+# --------------------------------------------------------------------------- attention maps
+def image_to_array(image) -> np.ndarray:
+    """A sample image -> float (H, W, 3) in [0, 1].
+
+    Accepts a torch tensor (3, H, W) or (1, 3, H, W) in [-1, 1] or [0, 1], a numpy (H, W, 3) /
+    (H, W) array (uint8 or float), or a PIL image.
+    """
+    if hasattr(image, "convert") and not isinstance(image, (np.ndarray, torch.Tensor)):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        x = image.detach().float().cpu()
+        if x.ndim == 4 and x.shape[0] == 1:
+            x = x[0]  # (1, C, H, W) -> (C, H, W)
+        if x.ndim != 3 or x.shape[0] not in (1, 3):
+            raise ValueError(f"image: a tensor must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}.")
+        if x.min() < 0:
+            x = (x + 1) / 2  # [-1, 1] -> [0, 1]
+        arr = x.permute(1, 2, 0).numpy()  # (C, H, W) -> (H, W, C)
+    else:
+        arr = np.asarray(image)
+        if arr.dtype == np.uint8:
+            arr = arr / 255.0
+        arr = arr.astype(float)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3):
+        raise ValueError(f"image: expected (H, W, 3), (H, W) or (3, H, W), got shape {arr.shape}.")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)  # (H, W, 1) -> (H, W, 3)
+    return np.clip(arr, 0.0, 1.0)
+
+
+def attention_map(maps: AttentionMaps, token: int = 0, block: Optional[str] = None, groups=None, factors=None,
+                  head: Optional[int] = None, timestep=None, time_reduce: str = "mean", normalize: str = "max",
+                  query: Optional[Tuple[int, int]] = None, size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+    """The 2-D map a render shows -> (rows, cols).
+
+    Cross-attention: the map of context token `token`, from one `block` or averaged over the recorded
+    blocks of `groups`/`factors`, on a grid of `size` (default the finest grid among them).
+    Self-attention: where latent pixel `query` looks, in one `block` (required).
+    """
+    if maps.kind == "cross":
+        return maps.token_maps([token], blocks=block, groups=groups, factors=factors, timestep=timestep, head=head,
+                               time_reduce=time_reduce, size=size, normalize=normalize)[0]
+    if block is None:
+        raise ValueError("attention_map: self-attention maps differ in size per block; pick a block.")
+    return maps.query_map(block, query, timestep, head, time_reduce, normalize)
+
+
+def _token_label(maps: AttentionMaps, token: int, tokens: Optional[Sequence[str]]) -> str:
+    labels = tokens if tokens is not None else maps.tokens
+    if labels is not None and 0 <= token < len(labels):
+        return f"token {token} {labels[token]!r}"
+    return f"token {token}"
+
+
+def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] = None, groups=None, factors=None,
+                     head: Optional[int] = None, timestep=None, time_reduce: str = "mean", normalize: str = "max",
+                     query: Optional[Tuple[int, int]] = None, image=None, tokens: Optional[Sequence[str]] = None,
+                     alpha: float = 0.55) -> Figure:
+    """One attention map: on its own grid (left) and, when `image` is given, overlaid on it (right).
+
+    Arguments as in `attention_map`; `tokens` labels the context tokens; alpha is the overlay opacity.
+    """
+    heat = attention_map(maps, token, block, groups, factors, head, timestep, time_reduce, normalize, query)
+    where = block if block is not None else "mean of " + (
+        ", ".join(f"H/{f}" for f in (factors or maps.factors())) or "all blocks")
+    what = _token_label(maps, token, tokens) if maps.kind == "cross" else f"query pixel {tuple(query) if query else maps.query}"
+    when = "all timesteps" if timestep is None else f"t={timestep}"
+    heads = "mean of heads" if head is None else f"head {head}"
+    panels = 2 if image is not None else 1
+    fig = _figure(3.6 * panels + 0.6, 3.6)
+    axes = np.atleast_1d(fig.subplots(1, panels))
+    shown = axes[0].imshow(heat.numpy(), cmap="magma", interpolation="nearest")
+    fig.colorbar(shown, ax=axes[0], shrink=0.8).ax.tick_params(labelsize=7)
+    if maps.kind == "self":
+        r, c = maps.to_grid(block, query if query is not None else maps.query)
+        axes[0].plot([c], [r], marker="+", color="cyan", ms=12, mew=2)
+    axes[0].set_title(f"{maps.kind}-attention, {what}\n{where}; {heads}; {when}", fontsize=8)
+    if image is not None:
+        arr = image_to_array(image)
+        up = torch.nn.functional.interpolate(heat[None, None].float(), size=arr.shape[:2], mode="bilinear",
+                                             align_corners=False)[0, 0]
+        up = normalize_maps(up[None], "minmax")[0].numpy()
+        axes[1].imshow(arr)
+        axes[1].imshow(up, cmap="magma", alpha=alpha)
+        axes[1].set_title("over the sample (rescaled to [0, 1])", fontsize=8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def render_token_maps(maps: AttentionMaps, tokens: Optional[Sequence[int]] = None, labels: Optional[Sequence[str]] = None,
+                      image=None, groups=None, factors=None, head: Optional[int] = None, timestep=None,
+                      time_reduce: str = "mean", normalize: str = "max", alpha: float = 0.6) -> Figure:
+    """One panel per context token: its cross-attention map (averaged over the chosen blocks),
+    over the sample image when given. tokens: indices (default: all labelled tokens, at most 8)."""
+    if maps.kind != "cross":
+        raise ValueError("render_token_maps: needs cross-attention maps (AttentionRecorder(kind='cross')).")
+    labels = labels if labels is not None else maps.tokens
+    if tokens is None:
+        count = len(labels) if labels is not None else maps.sums[next(iter(maps.sums))].shape[-1]
+        tokens = list(range(min(count, 8)))
+    tokens = list(tokens)
+    heat = maps.token_maps(tokens, groups=groups, factors=factors, timestep=timestep, head=head,
+                           time_reduce=time_reduce, normalize=normalize)  # (T, rows, cols)
+    arr = image_to_array(image) if image is not None else None
+    n = len(tokens) + (arr is not None)
+    fig = _figure(min(1.6 * n, 8), 1.6 * max(1, int(np.ceil(n / 5))) + 0.4)
+    axes = np.atleast_1d(fig.subplots(1, n))
+    if arr is not None:
+        axes[0].imshow(arr)
+        axes[0].set_title("sample", fontsize=8)
+    for ax, tok, h in zip(axes[n - len(tokens):], tokens, heat):
+        if arr is not None:
+            up = torch.nn.functional.interpolate(h[None, None], size=arr.shape[:2], mode="bilinear",
+                                                 align_corners=False)[0, 0]
+            ax.imshow(arr)
+            ax.imshow(normalize_maps(up[None], "minmax")[0].numpy(), cmap="magma", alpha=alpha)
+        else:
+            ax.imshow(h.numpy(), cmap="magma", interpolation="nearest")
+        label = labels[tok] if labels is not None and 0 <= tok < len(labels) else str(tok)
+        ax.set_title(label, fontsize=8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
