@@ -1032,10 +1032,11 @@ def _unet(unet, x: torch.Tensor, context: torch.Tensor, time: torch.Tensor, mist
 
 def check_unet(cls, raise_on_failure: bool = True) -> CheckResult:
     """cls(config) with the notes' names (encoders, bottleneck, decoders); forward(x, context, time).
-    Checked in the tiny config (sdcourse.UNetConfig.tiny()) on an 8x8 latent."""
+    Checked on an 8x8 latent in a config with half the tiny widths (16/32/64 channels): the same
+    layout, a quarter of the parameters, so the check is quick."""
     from .unet import UNET, UNetConfig
 
-    config = UNetConfig.tiny()
+    config = UNetConfig.tiny(channels=(16, 32, 64), d_context=32)
     with _seeded(0):
         reference = perturb_(UNET(config), seed=4, scale=0.02)
         x = torch.randn(1, config.in_channels, 8, 8)
@@ -1049,3 +1050,150 @@ def check_unet(cls, raise_on_failure: bool = True) -> CheckResult:
         expected = reference(x, context, time)
         outputs = {m: _unet(reference, x, context, time, m) for m in mistakes}
     return compare("UNET", got, expected, outputs, _named_hints(*mistakes), atol=1e-4, raise_on_failure=raise_on_failure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 06: forward noising, a DDIM step, classifier-free guidance (capstone helper).
+# The references are written out here from the formulas, independently of sdcourse.sampling.
+# ---------------------------------------------------------------------------------------------
+
+
+def _noising_inputs():
+    g = torch.Generator().manual_seed(6)
+    x0, noise = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    return x0.double(), noise.double()
+
+
+def check_add_noise(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
+    """Exercise (notebook 06): fn(x0, noise, alpha_bar) -> x_t = sqrt(abar) x0 + sqrt(1 - abar) noise.
+    x0, noise: (B, C, H, W); alpha_bar: a float in (0, 1)."""
+    x0, noise = _noising_inputs()
+    abar = 0.3
+    name = "add_noise(x0, noise, alpha_bar=0.3)"
+    got = _call(name, fn, x0, noise, abar, hint="fn(x0, noise, alpha_bar) with a float alpha_bar.")
+    mistakes = {
+        "alpha_bar without the square roots": abar * x0 + (1 - abar) * noise,
+        "sqrt(alpha_bar) on both terms": abar ** 0.5 * x0 + abar ** 0.5 * noise,
+        "the two coefficients swapped": (1 - abar) ** 0.5 * x0 + abar ** 0.5 * noise,
+        "no square root on the noise coefficient": abar ** 0.5 * x0 + (1 - abar) * noise,
+    }
+    hints = _named({k: "x_t = sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * noise: the squares of the two "
+                       "coefficients add up to 1, so the variance stays 1." for k in mistakes})
+    got = got.double() if isinstance(got, torch.Tensor) else got
+    return compare(name, got, abar ** 0.5 * x0 + (1 - abar) ** 0.5 * noise, mistakes, hints, atol=1e-6,
+                   raise_on_failure=raise_on_failure)
+
+
+def check_ddim_step(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
+    """Exercise (notebook 06): fn(x_t, eps, alpha_bar_t, alpha_bar_prev) -> x_prev of a deterministic
+    DDIM step (eta = 0): x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), then
+    x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev) eps."""
+    x_t, eps = _noising_inputs()
+    a_t, a_prev = 0.2, 0.6
+    name = "ddim_step(x_t, eps, alpha_bar_t=0.2, alpha_bar_prev=0.6)"
+    got = _call(name, fn, x_t, eps, a_t, a_prev, hint="fn(x_t, eps, alpha_bar_t, alpha_bar_prev) with floats.")
+    x0 = (x_t - (1 - a_t) ** 0.5 * eps) / a_t ** 0.5
+    mistakes = {
+        "x_t used where x0_hat belongs": a_prev ** 0.5 * x_t + (1 - a_prev) ** 0.5 * eps,
+        "x0_hat without dividing by sqrt(alpha_bar_t)": a_prev ** 0.5 * (x_t - (1 - a_t) ** 0.5 * eps) + (1 - a_prev) ** 0.5 * eps,
+        "alpha_bar_t and alpha_bar_prev swapped": a_t ** 0.5 * ((x_t - (1 - a_prev) ** 0.5 * eps) / a_prev ** 0.5) + (1 - a_t) ** 0.5 * eps,
+        "the noise not put back (x0_hat only)": x0,
+        "alpha_bar without the square roots": a_prev * ((x_t - (1 - a_t) * eps) / a_t) + (1 - a_prev) * eps,
+    }
+    hints = _named({
+        "x_t used where x0_hat belongs": "First estimate the clean image x0_hat from x_t and eps, then re-noise it to the level of prev.",
+        "x0_hat without dividing by sqrt(alpha_bar_t)": "x0_hat = (x_t - sqrt(1 - abar_t) * eps) / sqrt(abar_t).",
+        "alpha_bar_t and alpha_bar_prev swapped": "abar_t (noisier, smaller) is for x0_hat; abar_prev (larger) for the result.",
+        "the noise not put back (x0_hat only)": "DDIM puts the predicted noise back at the lower level: + sqrt(1 - abar_prev) * eps.",
+        "alpha_bar without the square roots": "Every coefficient is a square root: sqrt(abar), sqrt(1 - abar).",
+    })
+    got = got.double() if isinstance(got, torch.Tensor) else got
+    return compare(name, got, a_prev ** 0.5 * x0 + (1 - a_prev) ** 0.5 * eps, mistakes, hints, atol=1e-6,
+                   raise_on_failure=raise_on_failure)
+
+
+def check_guidance(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
+    """Exercise (notebook 06): fn(eps_both, scale) with eps_both (2B, C, H, W) in the course's order
+    [uncond, cond] -> eps_uncond + scale * (eps_cond - eps_uncond), (B, C, H, W)."""
+    g = torch.Generator().manual_seed(7)
+    eps_both = torch.randn(4, 4, 8, 8, generator=g).double()
+    scale = 7.5
+    name = "guidance(eps_both, scale=7.5)"
+    got = _call(name, fn, eps_both, scale, hint="fn(eps_both, scale); eps_both holds [uncond, cond] along the batch.")
+    uncond, cond = eps_both.chunk(2)
+    mistakes = {
+        "halves read as [cond, uncond]": cond + scale * (uncond - cond),
+        "cond + scale * (cond - uncond)": cond + scale * (cond - uncond),
+        "scale * cond only": scale * cond,
+        "the scale ignored (cond only)": cond,
+    }
+    hints = _named({
+        "halves read as [cond, uncond]": "This course (like diffusers) puts the unconditional half FIRST: "
+                                         "eps_uncond, eps_cond = eps_both.chunk(2).",
+        "cond + scale * (cond - uncond)": "Start from the unconditional prediction: uncond + scale * (cond - uncond).",
+        "scale * cond only": "Guidance extrapolates from uncond towards cond: uncond + scale * (cond - uncond).",
+        "the scale ignored (cond only)": "Multiply the difference (cond - uncond) by the scale and add it to uncond.",
+    })
+    got = got.double() if isinstance(got, torch.Tensor) else got
+    return compare(name, got, uncond + scale * (cond - uncond), mistakes, hints, atol=1e-6,
+                   raise_on_failure=raise_on_failure)
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 07: the space-to-depth "VAE" and the localisation score (capstone helper).
+# ---------------------------------------------------------------------------------------------
+
+
+def check_space_to_depth(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
+    """Exercise (notebook 07): fn(images, p) -> F.pixel_unshuffle(images, p): (B, C, S, S) -> (B, C p^2, S/p, S/p),
+    channel c * p^2 + dy * p + dx of cell (i, j) = pixel (i p + dy, j p + dx) of channel c."""
+    g = torch.Generator().manual_seed(8)
+    images = torch.randn(2, 3, 8, 12, generator=g)  # not square, so that swapped axes show
+    name = "fold(images (2, 3, 8, 12), p=4)"
+    got = _call(name, fn, images, 4, hint="fn(images, p) with images (B, C, H, W).")
+    b, c, h, w = images.shape
+    x = images.view(b, c, h // 4, 4, w // 4, 4)
+    mistakes = {
+        "offsets (dy, dx) swapped": x.permute(0, 1, 5, 3, 2, 4).reshape(b, c * 16, h // 4, w // 4),
+        "channel last in the channel order": x.permute(0, 3, 5, 1, 2, 4).reshape(b, c * 16, h // 4, w // 4),
+        "a plain reshape without permute": images.reshape(b, c * 16, h // 4, w // 4),
+    }
+    hints = _named({
+        "offsets (dy, dx) swapped": "Within a cell, the row offset dy comes before the column offset dx: permute(0, 1, 3, 5, 2, 4).",
+        "channel last in the channel order": "The colour channel is the slowest index: c * p^2 + dy * p + dx.",
+        "a plain reshape without permute": "A reshape alone mixes pixels of different cells: first view (B, C, H/p, p, W/p, p), "
+                                           "then move the two offsets next to the channel with permute.",
+    })
+    return compare(name, got, torch.nn.functional.pixel_unshuffle(images, 4), mistakes, hints, atol=0,
+                   raise_on_failure=raise_on_failure)
+
+
+def check_localisation_score(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
+    """Exercise (notebook 07): fn(token_map (g, g), mask (S, S) bool) -> float:
+    (share of the map's mass in the mask, the mask average-pooled to g x g) / (the mask's area share)."""
+    g = torch.Generator().manual_seed(9)
+    token_map = torch.rand(8, 8, generator=g) ** 3
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[3:14, 5:17] = True  # cuts through cells, so that pooling matters
+    name = "score(token_map (8, 8), mask (32, 32))"
+    got = _call(name, fn, token_map.clone(), mask.clone(), hint="fn(token_map, mask) returns a float.")
+    cover = torch.nn.functional.adaptive_avg_pool2d(mask.float()[None, None], 8)[0, 0]  # (8, 8)
+    inside = float((token_map * cover).sum() / token_map.sum())
+    expected = inside / float(cover.mean())
+    hard = (cover > 0).float()
+    values = {
+        "not divided by the area share": inside,
+        "mass inside not normalised by the total mass": float((token_map * cover).sum()) / float(cover.mean()),
+        "cells counted as inside when the object touches them at all":
+            float((token_map * hard).sum() / token_map.sum()) / float(hard.mean()),
+    }
+    hints = _named({
+        "not divided by the area share": "Divide by mask.float().mean(): a big object gets a lot of mass by chance.",
+        "mass inside not normalised by the total mass": "Divide the mass inside by token_map.sum(): a share, between 0 and 1.",
+        "cells counted as inside when the object touches them at all": "Weigh each cell by the fraction the object covers "
+                                                                       "(average pooling), not 0 or 1.",
+    })
+    as_tensor = torch.tensor(float(got)) if isinstance(got, (int, float)) or (isinstance(got, torch.Tensor) and got.numel() == 1) else got
+    return compare(name, as_tensor.reshape(()) if isinstance(as_tensor, torch.Tensor) else as_tensor,
+                   torch.tensor(expected), {k: torch.tensor(v) for k, v in values.items()}, hints, atol=1e-5,
+                   raise_on_failure=raise_on_failure)

@@ -14,12 +14,13 @@
   shapes read from the module and a meta forward.
 
 The notebooks call the same functions (`unet_diagram()`, `time_embedding_heatmap()`,
-`residual_block_diagram()`), so a
-notebook shows exactly what the PNG shows, also on Colab where figures/ is not installed.
+`residual_block_diagram()`, shown with `show(fig)`), so a notebook shows exactly what the PNG
+shows, also on Colab where figures/ is not installed.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,9 @@ def trace_unet(config: Optional[UNetConfig] = None, latent_size: int = 64) -> Li
         raise ValueError(f"trace_unet: latent_size must be a positive multiple of 8 (the UNet halves it 3 times), "
                          f"got {latent_size}. Try 64 (a 512 px image).")
     config = config or UNetConfig()
+    if not isinstance(config, UNetConfig):
+        raise ValueError(f"trace_unet: config must be an sdcourse.UNetConfig (or None for SD v1), got "
+                         f"{type(config).__name__}. Try UNetConfig.tiny().")
     with torch.device("meta"):
         unet = UNET(config)
     parts = [("encoder", i, m) for i, m in enumerate(unet.encoders)]
@@ -142,7 +146,7 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
     ax.axis("off")
     units_per_point = (x_max - x_min) / (fig_w * 72)
 
-    def text_width(label, size=9):
+    def text_width(label, size=10):
         """Width of `label` in data units, measured from the font's glyphs."""
         return TextPath((0, 0), label, size=size).get_extents().width * units_per_point
 
@@ -166,7 +170,7 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
             width = text_width(layer.label) + 0.24
             ax.add_patch(FancyBboxPatch((x, y - chip_h / 2), width, chip_h, boxstyle="round,pad=0.02,rounding_size=0.12",
                                         fc=COLOURS[layer.kind], ec="#333333", lw=0.8, zorder=2))
-            ax.text(x + width / 2, y, layer.label, ha="center", va="center", fontsize=9, zorder=3)
+            ax.text(x + width / 2, y, layer.label, ha="center", va="center", fontsize=10, zorder=3)
             x += width + 0.1
         return x - 0.1
 
@@ -178,12 +182,12 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
         ax.text(left_x - 0.1, r, f"e{stage.index}", ha="right", va="center", fontsize=8, color="#666666")
         right = chips(stage, left_x + 0.4, r)
         enc_right.append(right)
-        ax.text(right + 0.15, r, f"{stage.out_channels}", ha="left", va="center", fontsize=8.5, color="#333333")
+        ax.text(right + 0.15, r, f"{stage.out_channels}", ha="left", va="center", fontsize=9.5, color="#333333")
         if r + 1 < n:
             arrow((left_x + 0.9, r + chip_h / 2), (left_x + 0.9, r + 1 - chip_h / 2))
     for stage in decoders:
         r = n - 1 - stage.index
-        ax.text(right_x - 0.2, r, f"{stage.in_channels}", ha="right", va="center", fontsize=8.5, color="#333333")
+        ax.text(right_x - 0.2, r, f"{stage.in_channels}", ha="right", va="center", fontsize=9.5, color="#333333")
         ax.text(x_max - 0.15, r, f"d{stage.index}", ha="right", va="center", fontsize=8, color="#666666")
         chips(stage, right_x, r)
         dec_left.append((r, right_x))
@@ -192,17 +196,17 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
 
     # skips: encoder r's output is concatenated to the input of decoder n-1-r (same row)
     for r, stage in enumerate(encoders):
-        start = enc_right[r] + 0.3 + text_width(str(stage.out_channels), 8.5)
-        end = right_x - 0.6 - text_width("2560", 8.5)
+        start = enc_right[r] + 0.3 + text_width(str(stage.out_channels), 9.5)
+        end = right_x - 0.6 - text_width("2560", 9.5)
         arrow((start, r), (end, r), colour="#009E73", lw=1.0, linestyle=(0, (4, 2)))
         ax.text((start + end) / 2, r - 0.12, f"skip {stage.out_channels}", ha="center", va="bottom",
-                fontsize=8, color="#007A5A")
+                fontsize=9, color="#007A5A")
 
     # bottleneck, centred below the U
     width = sum(text_width(layer.label) + 0.24 + 0.1 for layer in bottleneck.layers) - 0.1
     bx = (left_x + 0.4 + right_x + 2.0) / 2 - width / 2
     chips(bottleneck, bx, n)
-    ax.text(bx + width / 2, n + 0.55, f"bottleneck: {bottleneck.out_channels} channels", ha="center", va="top", fontsize=9)
+    ax.text(bx + width / 2, n + 0.55, f"bottleneck: {bottleneck.out_channels} channels", ha="center", va="top", fontsize=10)
     arrow((left_x + 0.9, n - 1 + chip_h / 2), (bx - 0.05, n), connectionstyle="arc3,rad=0.25")
     arrow((bx + width + 0.05, n), (right_x + 0.5, n - 1 + chip_h / 2), connectionstyle="arc3,rad=0.25")
 
@@ -226,8 +230,8 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
     for k, (kind, text) in enumerate(legend):
         y = n + 1.25 + 0.33 * k
         ax.add_patch(Rectangle((0.3, y - 0.12), 0.35, 0.24, fc=COLOURS[kind], ec="#333333", lw=0.6))
-        ax.text(0.8, y, text, ha="left", va="center", fontsize=9)
-    ax.text(right_x - 0.6, n + 1.1, "Numbers beside the columns: channels leaving an encoder\n"
+        ax.text(0.8, y, text, ha="left", va="center", fontsize=10)
+    ax.text(right_x - 0.1, n + 1.1, "Numbers beside the columns: channels leaving an encoder\n"
                                     "step, and entering a decoder step (current + skip, cat).\n"
                                     "Green skips: each encoder output is pushed on a stack and\n"
                                     "popped by the decoder on the same row (last in, first out).",
@@ -400,10 +404,34 @@ FIGURES = {
 }
 
 
+def to_png(fig, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes, the same bytes on every run: no date or software metadata, and
+    reduced to a 256-colour palette (the heatmap drops from ~360 KB to ~110 KB; the figures use
+    few colours, so nothing visible is lost)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 def save(fig, path: Path, dpi: int = 100) -> Path:
-    """Save a figure as a PNG that is the same bytes on every run (no software/date metadata)."""
-    fig.savefig(path, dpi=dpi, metadata={"Software": None})
-    return path
+    """Write `to_png(fig)` to `path`."""
+    Path(path).write_bytes(to_png(fig, dpi))
+    return Path(path)
+
+
+def show(fig) -> None:
+    """Display a figure in a notebook as the same compact PNG that `save` writes, then close it."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    display(Image(data=to_png(fig)))
+    plt.close(fig)
 
 
 def main(argv=None) -> int:

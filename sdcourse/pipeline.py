@@ -117,7 +117,8 @@ class CourseUNet(nn.Module):
             down_intrablock_additional_residuals=down_intrablock_additional_residuals,
             encoder_attention_mask=encoder_attention_mask,
         )
-        used = sorted(name for name, value in extras.items() if value is not None and not (isinstance(value, dict) and not value))
+        used = sorted(name for name, value in extras.items()
+                      if value is not None and not (isinstance(value, dict) and not value))  # {} asks for nothing
         if used:
             raise ValueError(
                 f"CourseUNet: {', '.join(used)} belong to other UNets (ControlNet, LCM, IP-Adapter, LoRA, ...); "
@@ -187,6 +188,16 @@ def _byte_symbols() -> list:
     return [symbols[b] for b in range(256)]
 
 
+def _apply_merges(pieces: list, ranks: dict) -> list:
+    """Byte-pair encoding of one word: repeatedly join the adjacent pair with the best (lowest) rank."""
+    while len(pieces) > 1:
+        rank, i = min((ranks.get(pair, float("inf")), i) for i, pair in enumerate(zip(pieces, pieces[1:])))
+        if rank == float("inf"):
+            break
+        pieces = pieces[:i] + [pieces[i] + pieces[i + 1]] + pieces[i + 2:]
+    return pieces
+
+
 def write_tiny_tokenizer(folder, words: Sequence[str] = TINY_WORDS, max_length: int = 77) -> Path:
     """Write CLIP-style tokenizer files (vocab.json, merges.txt, tokenizer_config.json) into `folder`.
 
@@ -199,17 +210,15 @@ def write_tiny_tokenizer(folder, words: Sequence[str] = TINY_WORDS, max_length: 
         if not word.isalpha() or not word.islower() or not word.isascii():
             raise ValueError(f"write_tiny_tokenizer: words must be lowercase ASCII letters, got {word!r}.")
     vocab_list = _byte_symbols() + [s + "</w>" for s in _byte_symbols()]
-    merges = []
+    ranks: dict = {}  # (left, right) -> priority of the merge (lower merges first)
     for word in words:
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]  # "cat" -> c, a, t</w>
-        left = pieces[0]
-        for right in pieces[1:]:
-            merged = left + right
-            if f"{left} {right}" not in merges:
-                merges.append(f"{left} {right}")
-            if merged not in vocab_list:
-                vocab_list.append(merged)
-            left = merged
+        pieces = _apply_merges(list(word[:-1]) + [word[-1] + "</w>"], ranks)  # "cat" -> c, a, t</w> -> ...
+        while len(pieces) > 1:  # earlier words' merges may split this one oddly: add what joins the rest
+            ranks[(pieces[0], pieces[1])] = len(ranks)
+            if pieces[0] + pieces[1] not in vocab_list:
+                vocab_list.append(pieces[0] + pieces[1])
+            pieces = _apply_merges(pieces, ranks)
+    merges = [f"{a} {b}" for (a, b), _ in sorted(ranks.items(), key=lambda item: item[1])]
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: i for i, token in enumerate(vocab_list)}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
@@ -226,7 +235,8 @@ def _perturb_(module: nn.Module, scale: float) -> None:
                 p.add_(scale * torch.randn_like(p))
 
 
-def tiny_pipeline(seed: int = 0, config: UNetConfig = UNetConfig.tiny(), perturb: float = 0.1) -> StableDiffusionPipeline:
+def tiny_pipeline(seed: int = 0, config: UNetConfig = UNetConfig.tiny(),
+                  perturb: float = 0.1) -> StableDiffusionPipeline:
     """A random `StableDiffusionPipeline` of the real classes, small enough for a CPU, no downloads.
 
     Tokenizer: `write_tiny_tokenizer` (77 tokens). Text encoder: CLIP, 2 layers, width config.d_context.

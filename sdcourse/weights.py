@@ -1,4 +1,4 @@
-"""Key maps between checkpoints and the course's `Diffusion`.
+"""Key maps between checkpoints and the course's `Diffusion`, and a safe, strict loader.
 
 diffusers' `UNet2DConditionModel` names blocks by level (`down_blocks.1.resnets.0`), the notes
 name them by position in a flat list (`unet.encoders.4.0`). The map is two short tables:
@@ -6,6 +6,12 @@ name them by position in a flat list (`unet.encoders.4.0`). The map is two short
 2. how the layers inside a block are called (`RESNET_NAMES`, `ATTENTION_NAMES`).
 The only non-rename: self-attention's separate to_q/to_k/to_v become one fused `in_proj`
 (weight = cat([W_q, W_k, W_v])), as in the notes' `SelfAttention`.
+
+The original single-file layout (`model.diffusion_model.*`, `BLOCKS_COMPVIS`) has the notes' own
+block numbering and its own names inside residual blocks (`RESNET_NAMES_COMPVIS`).
+
+`load_unet(path)` reads either layout (safetensors first; pickles only with weights_only=True),
+refuses SD 2.x and SDXL UNets, and reports missing, unexpected and mis-shaped keys in one table.
 """
 from __future__ import annotations
 
@@ -319,6 +325,9 @@ def _inverse_table(blocks) -> Dict[str, Union[str, List[str]]]:
     return inverse
 
 
+_INVERSE = {name: _inverse_table(blocks) for name, blocks in LAYOUTS.items()}
+
+
 def source_keys(notes_key: str, layout: str) -> List[str]:
     """Where a `Diffusion` key lives in a checkpoint of `layout` ("compvis" or "diffusers").
 
@@ -328,7 +337,7 @@ def source_keys(notes_key: str, layout: str) -> List[str]:
     if layout not in LAYOUTS:
         raise ValueError(f"source_keys: layout must be one of {sorted(LAYOUTS)}, got {layout!r}.")
     module, _, param = notes_key.rpartition(".")
-    src = _inverse_table(LAYOUTS[layout]).get(module)
+    src = _INVERSE[layout].get(module)
     if src is None:
         raise ValueError(f"source_keys: {notes_key!r} is not a key of the SD v1 `Diffusion` model.")
     prefix = COMPVIS_PREFIX if layout == "compvis" else ""
@@ -450,7 +459,8 @@ def config_from_diffusers(config: Mapping) -> UNetConfig:
             f"{get('addition_embed_type')!r}, cross_attention_dim={get('cross_attention_dim')}, "
             f"transformer_layers_per_block={layers}); the course's UNet is SD v1.x. Use an SD v1.x model."
         )
-    heads = get("num_attention_heads") or get("attention_head_dim", 8)  # diffusers' quirk: SD v1 says attention_head_dim=8
+    # diffusers' quirk: SD v1's config says attention_head_dim=8 and means 8 heads
+    heads = get("num_attention_heads") or get("attention_head_dim", 8)
     if get("cross_attention_dim") == 1024 or get("use_linear_projection") or not isinstance(heads, int):
         raise CheckpointError(
             f"This diffusers config is an SD 2.x UNet (cross_attention_dim={get('cross_attention_dim')}, "
@@ -464,7 +474,10 @@ def config_from_diffusers(config: Mapping) -> UNetConfig:
         freq_shift=0, act_fn="silu", class_embed_type=None, num_class_embeds=None, time_cond_proj_dim=None,
         center_input_sample=False, encoder_hid_dim_type=None, time_embedding_type="positional",
         resnet_time_scale_shift="default", only_cross_attention=False, dual_cross_attention=False,
-        mid_block_type="UNetMidBlock2DCrossAttn",
+        mid_block_type="UNetMidBlock2DCrossAttn", conv_in_kernel=3, conv_out_kernel=3, downsample_padding=1,
+        mid_block_scale_factor=1, resnet_out_scale_factor=1.0, resnet_skip_time_act=False, timestep_post_act=None,
+        time_embedding_dim=None, time_embedding_act_fn=None, attention_type="default", cross_attention_norm=None,
+        class_embeddings_concat=False,
     )
     odd = {k: get(k) for k, v in expected.items() if k in config and _plain(get(k)) != _plain(v)}
     if len(channels) != 4 or channels[3] != channels[2]:
@@ -521,20 +534,37 @@ _DIFFUSERS_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_mo
 
 def _truncated(path: Path, error: Exception) -> CheckpointError:
     return CheckpointError(
-        f"{path} ({path.stat().st_size:,} bytes) cannot be read: it looks truncated or corrupt ({error}). "
+        f"{path.name} ({path.stat().st_size:,} bytes) cannot be read: it looks truncated or corrupt ({error}). "
         "An interrupted download is the usual cause: delete the file and download it again "
         "(huggingface_hub resumes and checks downloads)."
     )
 
 
+def _check_safetensors_size(path: Path) -> None:
+    """A safetensors file is an 8-byte header length, a JSON header, then the data: check that it is all there."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or 8 + n > size:
+            raise _truncated(path, RuntimeError("the header is incomplete"))
+        try:
+            header = json.loads(f.read(n))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise _truncated(path, RuntimeError(f"the header is not valid JSON: {error}")) from None
+    if 8 + n + end > size:
+        raise _truncated(path, RuntimeError(f"the header promises {8 + n + end:,} bytes, the file has {size:,}"))
+
+
 def _unsafe(path: Path, error: Exception) -> UnsafeCheckpointError:
-    found = re.search(r"Unsupported (global|operand)[^\n.]*", str(error))
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
     return UnsafeCheckpointError(
         f"Refused to load {path.name}: this pickle needs more than tensors to load"
-        + (f" ({found.group(0).strip()})" if found else "") + ". Unpickling it fully could run arbitrary code "
-        "on this machine (a pickle may call any Python function while it loads), so it was only read with "
-        "torch.load(weights_only=True) and nothing in it was executed. What to do: use the .safetensors "
-        "version of these weights (e.g. v1-5-pruned-emaonly.safetensors), or, only if you trust its source, "
+        + (f" (it asks for the Python object `{found.group(1)}`)" if found else "")
+        + ". Unpickling it fully could run arbitrary code on this machine (a pickle may call any Python "
+        "function while it loads), so it was only read with torch.load(weights_only=True) and nothing in it "
+        "was executed. What to do: use the .safetensors version of these weights (e.g. v1-5-pruned-emaonly.safetensors), or, only if you trust its source, "
         "convert it to safetensors once in a throw-away environment and load that file."
     )
 
@@ -569,6 +599,7 @@ def _open_checkpoint(path: Path, stack: ExitStack) -> Tuple[Dict[str, torch.Tens
     if suffix == ".safetensors":
         from safetensors import safe_open
 
+        _check_safetensors_size(path)
         try:
             handle = stack.enter_context(safe_open(str(path), framework="pt", device="cpu"))
         except Exception as error:  # safetensors' own SafetensorError: header or data incomplete
@@ -632,7 +663,9 @@ def load_unet(path_or_dir, dtype: Optional[torch.dtype] = None, device=None,
     device = torch.device(device) if device is not None else torch.device("cpu")
     dtype = dtype if dtype is not None else (torch.float16 if device.type == "cuda" else torch.float32)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"load_unet: dtype must be a floating torch.dtype (torch.float16, torch.float32, ...), got {dtype!r}.")
+        raise ValueError(
+            f"load_unet: dtype must be a floating torch.dtype (torch.float16, torch.float32, ...), got {dtype!r}."
+        )
     if config is not None and not isinstance(config, UNetConfig):
         raise ValueError(f"load_unet: config must be a sdcourse.UNetConfig, got {type(config).__name__}.")
     path, config_json = _find_weights(Path(path_or_dir), dtype)
@@ -650,9 +683,10 @@ def load_unet(path_or_dir, dtype: Optional[torch.dtype] = None, device=None,
             model = Diffusion(config)
         report = compare_state_dicts(model, meta)
         if unmapped or any(report.values()):
-            prefix = COMPVIS_PREFIX if len(unet_keys) and next(iter(unet_keys.values())).startswith(COMPVIS_PREFIX) else ""
+            prefix = COMPVIS_PREFIX if any(f.startswith(COMPVIS_PREFIX) for f in unet_keys.values()) else ""
             report["missing"] = [_with_file_key(k, layout, prefix) for k in report["missing"]]
-            report["unexpected"] = [f"{prefix}{k}  (file key, no place in the SD v1 UNet)" for k in unmapped] + report["unexpected"]
+            unmapped = [f"{prefix}{k}  (file key, no place in the SD v1 UNet)" for k in unmapped]
+            report["unexpected"] = unmapped + report["unexpected"]
             raise CheckpointError(
                 f"The weights in {path.name} ({layout} layout) do not fit the course's UNet "
                 f"({config}):\n{format_report(report)}\n"
@@ -674,11 +708,12 @@ def _rename(state_dict, layout: str):
 
 
 def _with_file_key(key: str, layout: str, prefix: str) -> str:
+    """A missing model key, with the file key it was looked for under (`prefix`: the file's UNet prefix)."""
     if layout == "course":
         return key
     try:
-        files = source_keys(key, layout)
+        files = source_keys(key, layout)  # compvis keys come with COMPVIS_PREFIX
     except ValueError:
         return key
-    files = [f[len(COMPVIS_PREFIX):] if f.startswith(COMPVIS_PREFIX) else f for f in files]
-    return f"{key}  <- file key {prefix}{files[0]}" + (" (+ k, v)" if len(files) > 1 else "")
+    first = prefix + files[0][len(COMPVIS_PREFIX):] if layout == "compvis" else files[0]
+    return f"{key}  <- file key {first}" + (" (+ k, v)" if len(files) > 1 else "")

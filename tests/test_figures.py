@@ -40,7 +40,7 @@ def test_figures_are_valid_pngs_of_a_readable_size(drawn, name, min_size):
     width, height = png_size(data)
     assert width >= min_size[0] and height >= min_size[1], (width, height)
     assert width <= 2400 and height <= 2400, "too large for a README"
-    assert len(data) > 20_000, "suspiciously small: an empty figure?"
+    assert len(data) > 10_000, "suspiciously small: an empty figure?"
 
 
 def test_figures_are_the_same_bytes_on_every_run(drawn, tmp_path):

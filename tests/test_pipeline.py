@@ -14,6 +14,7 @@ from transformers import CLIPTokenizer
 
 from sdcourse import Diffusion, UNetConfig
 from sdcourse.pipeline import (
+    TINY_WORDS,
     CourseUNet,
     diffusion_from_unet,
     tiny_pipeline,
@@ -52,6 +53,8 @@ def test_tiny_tokenizer_files_make_whole_word_tokens(tmp_path):
     assert tok.tokenize("dog") == ["d", "o", "g</w>"]  # an unknown word falls back to bytes
     ids = tok("red cat").input_ids
     assert ids == [vocab["<|startoftext|>"], vocab["red</w>"], vocab["cat</w>"], vocab["<|endoftext|>"]]
+    every_word = CLIPTokenizer.from_pretrained(write_tiny_tokenizer(tmp_path / "all"))
+    assert every_word.tokenize(" ".join(TINY_WORDS)) == [w + "</w>" for w in TINY_WORDS]
     with pytest.raises(ValueError, match="lowercase"):
         write_tiny_tokenizer(tmp_path, words=["Cat"])
 

@@ -180,6 +180,16 @@ def test_diffusers_layout_loads_and_equals_diffusers(files, ref, where):
     assert_same_output(model, ref)
 
 
+@pytest.mark.parametrize("layout", ["bare CompVis keys", "course names"])
+def test_other_key_spellings_load(tmp_path, ref, layout):
+    if layout == "course names":  # a saved course Diffusion state dict
+        tensors = convert_diffusers_unet(ref.state_dict())
+    else:  # a UNet-only file of the original layout, without model.diffusion_model.
+        tensors = {k[len("model.diffusion_model."):]: v for k, v in compvis_checkpoint(ref.state_dict(), False).items()}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp_path / "unet.safetensors"))
+    assert_same_output(load_unet(tmp_path / "unet.safetensors", config=TINY), ref)
+
+
 def test_dtype_and_device_are_chosen(files, ref):
     model = load_unet(files / "v1-tiny.safetensors", dtype=torch.float64, config=TINY)
     assert {p.dtype for p in model.parameters()} == {torch.float64}
