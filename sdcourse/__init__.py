@@ -12,7 +12,15 @@ from .unet import (
     UNetConfig,
     Upsample,
 )
-from .weights import convert_diffusers_unet, diffusers_config, load_state_dict_strict
+from .weights import (
+    CheckpointError,
+    convert_compvis_unet,
+    convert_diffusers_unet,
+    diffusers_config,
+    load_state_dict_strict,
+    load_unet,
+    save_unet,
+)
 
 __version__ = "0.1.0"
 
@@ -22,5 +30,6 @@ __all__ = [
     "TimeEmbedding", "sinusoidal_embedding",
     "UNET", "Diffusion", "SwitchSequential", "UNET_AttentionBlock", "UNET_OutputLayer",
     "UNET_ResidualBlock", "UNetConfig", "Upsample",
-    "convert_diffusers_unet", "diffusers_config", "load_state_dict_strict",
+    "CheckpointError", "convert_compvis_unet", "convert_diffusers_unet", "diffusers_config",
+    "load_state_dict_strict", "load_unet", "save_unet",
 ]
