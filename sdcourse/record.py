@@ -30,7 +30,6 @@ then keeps only the cond half (`half="cond"`, or "uncond" to study the other one
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -66,11 +65,21 @@ class BlockInfo:
 
 # --------------------------------------------------------------------------- block names
 def _unet_of(model: nn.Module) -> Optional[nn.Module]:
+    """The first course UNET inside `model` (the model itself, Diffusion.unet, TinySD.diffusion.unet, ...)."""
     from .unet import UNET  # late import: unet imports attention, not the other way round
 
-    if isinstance(model, UNET):
-        return model
-    return getattr(model, "unet", None) if isinstance(getattr(model, "unet", None), UNET) else None
+    return next((m for m in model.modules() if isinstance(m, UNET)), None)
+
+
+def _entry_of(model: nn.Module) -> nn.Module:
+    """The module whose forward receives (latent, context, time): the first Diffusion, else the first UNET."""
+    from .unet import UNET, Diffusion
+
+    for cls in (Diffusion, UNET):
+        found = next((m for m in model.modules() if isinstance(m, cls)), None)
+        if found is not None:
+            return found
+    return model
 
 
 def _levels(unet: nn.Module) -> Dict[int, Tuple[str, str, int]]:
@@ -171,6 +180,12 @@ class AttentionMaps:
     timesteps: List[Timestep] = field(default_factory=list)
     per_timestep: bool = False
     tokens: Optional[List[str]] = None
+
+    def __repr__(self) -> str:
+        steps = f"{len(self.timesteps)} timestep(s)" + (", kept apart" if self.per_timestep else ", summed")
+        query = f", query {self.query}" if self.query is not None else ""
+        return (f"AttentionMaps({self.kind}, {len(self.names())} block(s), heads={self.heads}{query}, {steps}, "
+                f"{self.n_tensors()} tensor(s), {self.nbytes() / 2 ** 20:.2f} MiB)")
 
     # ---- building from plain tensors (notebooks that computed weights themselves)
     @classmethod
@@ -320,7 +335,7 @@ class AttentionMaps:
             if (rows, cols) != tuple(size):
                 # (1, T, rows, cols) -> (1, T, size_h, size_w)
                 img = F.interpolate(img, size=tuple(size), mode="bilinear", align_corners=False)
-            out = img[0] if out is None else out + img[0]
+            out = img[0] if out is None else out + img[0]  # (1, T, h, w) -> (T, h, w), summed over blocks
         return normalize_maps(out / len(names), normalize)
 
     # ---- self-attention: where one pixel looks
@@ -401,7 +416,8 @@ def decode_timestep(time: torch.Tensor) -> Optional[float]:
 class AttentionRecorder:
     """Context manager recording the attention weights of a course model.
 
-    model: a `Diffusion`, a `UNET`, or any module holding the course's attention modules.
+    model: a `Diffusion`, a `UNET`, or any module holding them (e.g. the tiny trained model of 07);
+        the latent's size and the timestep are read where the first Diffusion (else UNET) is called.
     kind: "cross" (image tokens -> context tokens) or "self" (image tokens -> image tokens).
     blocks: None (all) or names/keys/groups to keep, e.g. ["down.1", "mid", "up"].
     factors: None or the resolutions to keep as image/grid factors, e.g. [16, 32] (H/16, H/32).
@@ -483,7 +499,7 @@ class AttentionRecorder:
         self._saved = [(m, m.observer) for _, m in self._modules]
         for (info, m), (_, old) in zip(self._modules, self._saved):
             m.observer = self._observer(info, old)  # an observer already there keeps being called
-        self._handles.append(self.model.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
+        self._handles.append(_entry_of(self.model).register_forward_pre_hook(self._pre_hook, with_kwargs=True))
         self._active = True
         return self
 
@@ -503,6 +519,11 @@ class AttentionRecorder:
         self.maps.counts.clear()
         self.maps.timesteps.clear()
         self._calls = 0
+
+    def __repr__(self) -> str:
+        cfg = f", cfg=[uncond, cond] keeps {self.half}" if self.cfg else ""
+        return (f"AttentionRecorder({self.kind}, {len(self._modules)} block(s), heads={self.heads}{cfg}; "
+                f"recorded: {self.maps!r})")
 
     # ---- conveniences
     def token_maps(self, *args, **kwargs) -> torch.Tensor:

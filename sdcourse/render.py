@@ -112,84 +112,97 @@ def _check_grid(height: int, width: int, channels: int) -> None:
 
 def render_sequence(height: int = 8, width: int = 8, channels: int = 320, row: int = 0, col: int = 0) -> Figure:
     """Left: the (C, H, W) feature map seen from above, each pixel labelled with its token index.
-    Right: the same numbers as the sequence (H*W, C), the chosen pixel's token highlighted."""
+    Right: the same pixels as the sequence (H*W, C), one token per line. Each image row has its own
+    colour on both sides: row r becomes the run of tokens r*W .. r*W + W-1. The chosen pixel is red."""
     _check_grid(height, width, channels)
     index = sequence_index(row, col, width)
     if row >= height:
         raise ValueError(f"render_sequence: row {row} is outside a map {height} pixels high.")
     n = height * width
+    palette = matplotlib.colormaps["Pastel1"]
+    colors = np.array([palette(r % 8)[:3] for r in range(height)])  # (H, 3): one colour per image row
     fig = _figure(8, 4)
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1]})
-    grid = np.arange(n).reshape(height, width)
-    left.imshow(grid, cmap="Blues", alpha=0.35, vmin=0, vmax=2 * n)
-    left.add_patch(matplotlib.patches.Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, ec=MARK_COLOR, lw=2.5))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
+    grid = np.repeat(colors[:, None, :], width, axis=1)  # (H, W, 3)
+    grid[row, col] = (0.9, 0.2, 0.2)
+    left.imshow(grid, interpolation="nearest")
     if n <= 256:
         for r in range(height):
             for c in range(width):
-                left.text(c, r, str(r * width + c), ha="center", va="center",
-                          fontsize=8 if n <= 64 else 5, color=MARK_COLOR if (r, c) == (row, col) else "k")
-    left.set_title(f"feature map (B, {channels}, {height}, {width})\npixel (row {row}, col {col})", fontsize=9)
+                left.text(c, r, str(r * width + c), ha="center", va="center", fontsize=8 if n <= 64 else 5,
+                          color="white" if (r, c) == (row, col) else "k", fontweight="bold" if (r, c) == (row, col) else None)
+    left.set_title(f"feature map (B, {channels}, {height}, {width}): pixel (row {row}, col {col})", fontsize=9)
     left.set_xticks(range(width)) if width <= 16 else None
     left.set_yticks(range(height)) if height <= 16 else None
     left.tick_params(labelsize=7)
     left.set_xlabel("col", fontsize=8)
     left.set_ylabel("row", fontsize=8)
-    # the sequence: one token per row, channels along x (a few shown)
-    shown = min(channels, 32)
-    seq = np.tile(np.arange(n)[:, None], (1, shown)).astype(float)
-    right.imshow(seq, cmap="Blues", alpha=0.35, aspect="auto", vmin=0, vmax=2 * n, interpolation="nearest")
-    right.axhspan(index - 0.5, index + 0.5, color=MARK_COLOR, alpha=0.8)
+    shown = min(channels, 24)
+    seq = np.repeat(np.repeat(colors, width, axis=0)[:, None, :], shown, axis=1)  # (H*W, shown, 3)
+    seq[index] = (0.9, 0.2, 0.2)
+    right.imshow(seq, aspect="auto", interpolation="nearest")
+    right.set_yticks(range(0, n, width) if height <= 16 else range(0, n, max(1, n // 8)))
+    right.tick_params(labelsize=7)
+    right.annotate(f"token {index}", xy=(shown - 0.5, index), xytext=(shown + 1, index), fontsize=8, color="#d62728",
+                   va="center", annotation_clip=False, arrowprops={"arrowstyle": "-", "color": "#d62728"})
     right.set_title(f"sequence (B, {n}, {channels}): token {index} = {row} * {width} + {col}", fontsize=9)
     right.set_xlabel(f"channel (first {shown} of {channels})" if shown < channels else "channel", fontsize=8)
     right.set_ylabel("token index", fontsize=8)
-    right.tick_params(labelsize=7)
     return fig
 
 
 # --------------------------------------------------------------------------- shape ledger
-_TABLE_CSS = ("border-collapse:collapse;font-family:monospace;font-size:12px;"
-              "border:1px solid #ccc")
-_CELL = "padding:2px 8px;border-bottom:1px solid #eee;text-align:left"
+_TABLE_CSS = "border-collapse:collapse;font-family:monospace;font-size:11px;line-height:1.25"
+_CELL = "padding:1px 6px;border-bottom:1px solid #e4e4e4;text-align:left;white-space:nowrap"
+_HEAD = _CELL + ";background:#f2f2f2"
+
+
+def _table(headers, rows) -> str:
+    head = "".join(f"<th style='{_HEAD}'>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td style='{_CELL}'>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table style='{_TABLE_CSS}'><tr>{head}</tr>{body}</table>"
 
 
 def ledger_html(ledger: Ledger) -> str:
-    """The ledger as HTML: stages with shapes and the skip stack, then the attention sizes."""
+    """The ledger as HTML: the stages with their shapes and the skip stack (left), and per
+    attention block its grid, sequence length and the memory of its weight matrices (right)."""
     e = html.escape
     cfg = ledger.config
-    head = (f"<b>image {ledger.height} x {ledger.width} px, batch {ledger.batch}</b>: latent "
-            f"{ledger.height // 8} x {ledger.width // 8}, widths {cfg.channels}, {cfg.n_head} heads, "
-            f"attention counted in {str(ledger.dtype).replace('torch.', '')}")
     rows = []
     for r in ledger.rows:
         if r.skip == "push":
-            skip = f"<span style='color:#2ca02c'>push {r.skip_channels} ch</span> &rarr; {r.stack}"
+            skip = f"<span style='color:#2ca02c'>push {r.skip_channels}</span> &rarr; {r.stack}"
         elif r.skip == "pop":
-            skip = f"<span style='color:#d62728'>pop {r.skip_channels} ch</span> &rarr; {r.stack}"
+            skip = f"<span style='color:#d62728'>pop {r.skip_channels}</span> &rarr; {r.stack}"
         else:
             skip = ""
-        cells = [e(r.stage), e(r.layers), e(str(r.input)), e(str(r.output)), skip]
-        rows.append("<tr>" + "".join(f"<td style='{_CELL}'>{c}</td>" for c in cells) + "</tr>")
-    stages = (f"<table style='{_TABLE_CSS}'><tr>"
-              + "".join(f"<th style='{_CELL}'>{h}</th>" for h in ("stage", "layers", "input", "output", "skip stack"))
-              + "</tr>" + "".join(rows) + "</table>")
-    largest = ledger.largest_attention.nbytes
+        rows.append([e(r.stage), e(r.layers), e(str(r.input)), e(str(r.output)), skip])
+    stages = _table(("stage", "layers", "input", "output", "skip stack (ch)"), rows)
+
+    by_block = {}
+    for a in ledger.attention:  # one row per block: its self- and cross-attention side by side
+        by_block.setdefault(a.name, {})[a.kind] = a
+    largest = ledger.largest_attention.nbytes or 1
     arows = []
-    for a in ledger.attention:
-        bar = int(round(120 * a.nbytes / largest)) if largest else 0
-        cells = [e(a.name), a.kind, f"{a.grid[0]} x {a.grid[1]}", f"{a.seq_len:,}", f"{a.keys:,}",
-                 e(" x ".join(str(d) for d in a.matrix)), format_bytes(a.nbytes),
-                 f"<div style='background:#9467bd;height:8px;width:{max(bar, 1)}px'></div>"]
-        arows.append("<tr>" + "".join(f"<td style='{_CELL}'>{c}</td>" for c in cells) + "</tr>")
-    attn = (f"<table style='{_TABLE_CSS}'><tr>"
-            + "".join(f"<th style='{_CELL}'>{h}</th>" for h in
-                      ("block", "kind", "grid", "L = H*W", "keys", "weights (B x heads x L x keys)", "memory", ""))
-            + "</tr>" + "".join(arows) + "</table>")
-    total = (f"All attention weight matrices together: <b>{format_bytes(ledger.attention_bytes)}</b>; the largest "
-             f"({e(ledger.largest_attention.name)}, {ledger.largest_attention.kind}) "
-             f"<b>{format_bytes(ledger.largest_attention.nbytes)}</b>. The explicit path materialises one at a time; "
-             "F.scaled_dot_product_attention never does.")
-    return (f"<div>{head}</div><div style='display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start'>"
-            f"<div>{stages}</div><div>{attn}<p style='max-width:520px;font-size:12px'>{total}</p></div></div>")
+    for name, pair in by_block.items():
+        s, c = pair["self"], pair["cross"]
+        bar = f"<div style='background:#9467bd;height:7px;width:{max(1, round(90 * s.nbytes / largest))}px'></div>"
+        arows.append([e(name), f"{s.grid[0]}x{s.grid[1]}", f"{s.seq_len:,}",
+                      f"{s.heads}x{s.seq_len}x{s.seq_len}", format_bytes(s.nbytes), bar,
+                      f"{c.heads}x{c.seq_len}x{c.keys}", format_bytes(c.nbytes)])
+    batch = f"batch {ledger.batch} x " if ledger.batch > 1 else ""
+    attn = _table(("block", "grid", "L=H*W", f"self: {batch}heads x L x L", "memory", "",
+                   f"cross: {batch}heads x L x {next(a.keys for a in ledger.attention if a.kind == 'cross')}", "memory"), arows)
+    big = ledger.largest_attention
+    head = (f"<b>image {ledger.height} x {ledger.width} px, batch {ledger.batch}</b>: latent "
+            f"{ledger.height // 8} x {ledger.width // 8}, widths {cfg.channels}, {cfg.n_head} heads; "
+            f"memory counted in {str(ledger.dtype).replace('torch.', '')}")
+    total = (f"Largest attention matrix: <b>{format_bytes(big.nbytes)}</b> ({e(big.name)}, {big.kind}); all of them "
+             f"together {format_bytes(ledger.attention_bytes)}. The explicit softmax(QK&#7488;)V path "
+             "materialises one at a time; F.scaled_dot_product_attention never does.")
+    return (f"<div style='font-size:12px;margin-bottom:4px'>{head}</div>"
+            f"<div style='display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start'>"
+            f"<div>{stages}</div><div>{attn}<p style='max-width:560px;font-size:12px;line-height:1.4;margin:6px 0'>{total}</p></div></div>")
 
 
 # --------------------------------------------------------------------------- attention maps
@@ -234,6 +247,7 @@ def attention_map(maps: AttentionMaps, token: int = 0, block: Optional[str] = No
     Self-attention: where latent pixel `query` looks, in one `block` (required).
     """
     if maps.kind == "cross":
+        # (1, rows, cols) -> (rows, cols)
         return maps.token_maps([token], blocks=block, groups=groups, factors=factors, timestep=timestep, head=head,
                                time_reduce=time_reduce, size=size, normalize=normalize)[0]
     if block is None:
@@ -248,11 +262,21 @@ def _token_label(maps: AttentionMaps, token: int, tokens: Optional[Sequence[str]
     return f"token {token}"
 
 
+def _overlay(ax, arr: np.ndarray, heat: torch.Tensor, alpha: float) -> None:
+    """Draw the map (upsampled bilinearly, rescaled to [0, 1]) over a grey copy of the image."""
+    up = torch.nn.functional.interpolate(heat[None, None].float(), size=arr.shape[:2], mode="bilinear",
+                                         align_corners=False)[0, 0]  # (rows, cols) -> (H, W)
+    up = normalize_maps(up[None], "minmax")[0].numpy()
+    grey = arr @ np.array([0.299, 0.587, 0.114])  # (H, W, 3) -> (H, W): colours would fight the colour map
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
+    ax.imshow(up, cmap="magma", alpha=alpha, vmin=0, vmax=1)
+
+
 def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] = None, groups=None, factors=None,
                      head: Optional[int] = None, timestep=None, time_reduce: str = "mean", normalize: str = "max",
                      query: Optional[Tuple[int, int]] = None, image=None, tokens: Optional[Sequence[str]] = None,
-                     alpha: float = 0.55) -> Figure:
-    """One attention map: on its own grid (left) and, when `image` is given, overlaid on it (right).
+                     alpha: float = 0.6) -> Figure:
+    """One attention map on its own grid; with `image`, also the sample and the map over it.
 
     Arguments as in `attention_map`; `tokens` labels the context tokens; alpha is the overlay opacity.
     """
@@ -262,23 +286,22 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
     what = _token_label(maps, token, tokens) if maps.kind == "cross" else f"query pixel {tuple(query) if query else maps.query}"
     when = "all timesteps" if timestep is None else f"t={timestep}"
     heads = "mean of heads" if head is None else f"head {head}"
-    panels = 2 if image is not None else 1
-    fig = _figure(3.6 * panels + 0.6, 3.6)
+    panels = 3 if image is not None else 1
+    fig = _figure(8 if image is not None else 4, 3.1)
     axes = np.atleast_1d(fig.subplots(1, panels))
     shown = axes[0].imshow(heat.numpy(), cmap="magma", interpolation="nearest")
-    fig.colorbar(shown, ax=axes[0], shrink=0.8).ax.tick_params(labelsize=7)
+    fig.colorbar(shown, ax=axes[0], shrink=0.75).ax.tick_params(labelsize=7)
     if maps.kind == "self":
         r, c = maps.to_grid(block, query if query is not None else maps.query)
         axes[0].plot([c], [r], marker="+", color="cyan", ms=12, mew=2)
-    axes[0].set_title(f"{maps.kind}-attention, {what}\n{where}; {heads}; {when}", fontsize=8)
+    rows, cols = heat.shape
+    axes[0].set_title(f"{maps.kind}-attention, {what}\n{where}\n{heads}; {when}; {rows}x{cols} grid", fontsize=8)
     if image is not None:
         arr = image_to_array(image)
-        up = torch.nn.functional.interpolate(heat[None, None].float(), size=arr.shape[:2], mode="bilinear",
-                                             align_corners=False)[0, 0]
-        up = normalize_maps(up[None], "minmax")[0].numpy()
-        axes[1].imshow(arr)
-        axes[1].imshow(up, cmap="magma", alpha=alpha)
-        axes[1].set_title("over the sample (rescaled to [0, 1])", fontsize=8)
+        axes[1].imshow(arr, interpolation="nearest")
+        axes[1].set_title("sample", fontsize=8)
+        _overlay(axes[2], arr, heat, alpha)
+        axes[2].set_title("map over the sample\n(rescaled to [0, 1])", fontsize=8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -301,17 +324,15 @@ def render_token_maps(maps: AttentionMaps, tokens: Optional[Sequence[int]] = Non
                            time_reduce=time_reduce, normalize=normalize)  # (T, rows, cols)
     arr = image_to_array(image) if image is not None else None
     n = len(tokens) + (arr is not None)
-    fig = _figure(min(1.6 * n, 8), 1.6 * max(1, int(np.ceil(n / 5))) + 0.4)
+    width = min(1.5 * n, 8)
+    fig = _figure(width, width / n + 0.45)
     axes = np.atleast_1d(fig.subplots(1, n))
     if arr is not None:
-        axes[0].imshow(arr)
+        axes[0].imshow(arr, interpolation="nearest")
         axes[0].set_title("sample", fontsize=8)
     for ax, tok, h in zip(axes[n - len(tokens):], tokens, heat):
         if arr is not None:
-            up = torch.nn.functional.interpolate(h[None, None], size=arr.shape[:2], mode="bilinear",
-                                                 align_corners=False)[0, 0]
-            ax.imshow(arr)
-            ax.imshow(normalize_maps(up[None], "minmax")[0].numpy(), cmap="magma", alpha=alpha)
+            _overlay(ax, arr, h, alpha)
         else:
             ax.imshow(h.numpy(), cmap="magma", interpolation="nearest")
         label = labels[tok] if labels is not None and 0 <= tok < len(labels) else str(tok)

@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import nn
 
-from .attention import CrossAttention, SelfAttention
+from .attention import CrossAttention
 from .record import attention_blocks
 from .time_embedding import sinusoidal_embedding
 from .unet import Diffusion, UNET_AttentionBlock, UNET_ResidualBlock, UNetConfig, Upsample
@@ -83,6 +83,15 @@ class Ledger:
     @property
     def largest_attention(self) -> AttentionRow:
         return max(self.attention, key=lambda a: a.nbytes)
+
+    def __repr__(self) -> str:
+        return (f"Ledger({self.height}x{self.width} px, batch {self.batch}: {len(self.rows)} stages, "
+                f"{len(self.attention)} attention modules, largest attention {format_bytes(self.largest_attention.nbytes)})")
+
+    def _repr_html_(self) -> str:
+        from .render import ledger_html  # late import: render imports this module
+
+        return ledger_html(self)
 
     def text(self) -> str:
         """A plain-text table (for print)."""

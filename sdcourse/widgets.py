@@ -23,15 +23,19 @@ from .record import NORMALIZATIONS, AttentionMaps, AttentionRecorder
 from .shapes import trace
 from .unet import UNetConfig
 
-_WIDE = W.Layout(width="420px")
+_ALL = "(all)"  # the dropdown value meaning "no choice: mean/aggregate"
 
 
 def _image(fig) -> W.Image:
-    return W.Image(value=render.figure_to_png(fig), format="png", layout=W.Layout(max_width="100%"))
+    picture = W.Image(format="png")
+    _set_image(picture, fig)
+    return picture
 
 
 def _set_image(widget: W.Image, fig) -> None:
+    """Show a Figure in an Image widget at its own pixel size (not stretched to the cell's width)."""
     widget.value = render.figure_to_png(fig)
+    widget.layout.width = f"{int(fig.get_figwidth() * fig.dpi)}px"
 
 
 def _slider(description: str, value: int, low: int, high: int, step: int = 1, width: str = "420px") -> W.IntSlider:
@@ -161,10 +165,10 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
     labels = list(tokens) if tokens is not None else maps.tokens
     n_keys = maps.sums[next(iter(maps.sums))].shape[-1]
     controls = {}
-
+    # Dropdown values are strings or ints, never None (ipywidgets shows a None value as an empty box)
     if maps.kind == "cross":
-        controls["block"] = _dropdown("block", [("mean of ticked resolutions", None)] + [(n, n) for n in names])
-        factor_boxes = [W.Checkbox(value=True, description=f"H/{f}", indent=False, layout=W.Layout(width="70px"))
+        controls["block"] = _dropdown("block", [("mean of ticked resolutions", _ALL)] + [(n, n) for n in names])
+        factor_boxes = [W.Checkbox(value=True, description=f"H/{f}", indent=False, layout=W.Layout(width="64px"))
                         for f in maps.factors()]
         options = [(f"{i}: {labels[i]}" if labels is not None and i < len(labels) else f"{i}", i) for i in range(n_keys)]
         controls["token"] = _dropdown("token", options, 1 if n_keys > 1 else 0)
@@ -175,20 +179,22 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
         if maps.query is None:
             controls["row"] = _slider("query row", h // 2, 0, h - 1)
             controls["col"] = _slider("query col", w // 2, 0, w - 1)
-    head_options = [("mean over heads", None)]
+    head_options = [("mean over heads", _ALL)]
     if maps.heads == "all":
         head_options += [(f"head {i}", i) for i in range(maps.n_heads)]
-    controls["head"] = _dropdown("head", head_options)
-    time_options = [("all (aggregate)", None)] + ([(f"t = {t}", t) for t in maps.timesteps] if maps.per_timestep else [])
-    controls["timestep"] = _dropdown("timestep", time_options)
-    controls["time_reduce"] = W.ToggleButtons(options=["mean", "sum"], value="mean", description="over time",
-                                              style={"description_width": "110px", "button_width": "60px"})
-    controls["normalize"] = _dropdown("normalise", list(NORMALIZATIONS), "max")
+    controls["head"] = _dropdown("head", head_options, width="300px")
+    time_options = [("all (aggregate)", _ALL)] + ([(f"t = {t}", t) for t in maps.timesteps] if maps.per_timestep else [])
+    controls["timestep"] = _dropdown("timestep", time_options, width="300px")
+    controls["time_reduce"] = _dropdown("over time", [("mean of the steps", "mean"), ("sum of the steps", "sum")],
+                                        "mean", width="300px")
+    controls["normalize"] = _dropdown("normalise", [(f"map / {n}" if n in ("max", "sum") else n, n) for n in NORMALIZATIONS],
+                                      "max", width="300px")
     status = W.HTML()
-    picture = W.Image(format="png", layout=W.Layout(max_width="100%"))
+    picture = W.Image(format="png")
 
     def arguments():
         kw = {k: controls[k].value for k in ("block", "head", "timestep", "time_reduce", "normalize")}
+        kw = {k: (None if v == _ALL else v) for k, v in kw.items()}
         if maps.kind == "cross":
             kw["token"] = controls["token"].value
             if factor_boxes:  # blocks outside a UNET have no resolution to choose
@@ -209,8 +215,10 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
     for control in list(controls.values()) + factor_boxes:
         control.observe(redraw, names="value")
     redraw()
-    rows = [controls["block"]]
+    left = [controls["block"]]
     if factor_boxes:
-        rows.append(W.HBox([W.Label("resolutions", layout=W.Layout(width="110px"))] + factor_boxes))
-    rows += [controls[k] for k in ("token", "row", "col", "head", "timestep", "time_reduce", "normalize") if k in controls]
-    return W.VBox([W.HBox([W.VBox(rows), status]), picture])
+        label = W.HTML("<div style='text-align:right;padding-right:10px'>resolutions</div>", layout=W.Layout(width="118px"))
+        left.append(W.HBox([label] + factor_boxes))
+    left += [controls[k] for k in ("token", "row", "col") if k in controls]
+    right = [controls[k] for k in ("head", "timestep", "time_reduce", "normalize")]
+    return W.VBox([W.HBox([W.VBox(left), W.VBox(right)]), status, picture])

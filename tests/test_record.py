@@ -153,7 +153,7 @@ def test_observers_are_restored_after_an_exception(model):
         assert first.observer is sentinel
         others = [m for _, m in attention_blocks(model, "cross")[1:]] + [m for _, m in attention_blocks(model, "self")]
         assert all(m.observer is None for m in others)
-        assert len(model._forward_pre_hooks) == 0
+        assert all(len(m._forward_pre_hooks) == 0 for m in model.modules())
         # and after an error raised inside the forward (odd CFG batch)
         with pytest.raises(ValueError):
             with AttentionRecorder(model, kind="self", cfg=True):
@@ -174,6 +174,7 @@ def test_memory_does_not_grow_with_timesteps(model):
         assert len(rec.maps.timesteps) == steps
     assert sizes[0] == sizes[1]
     assert sizes[0][0] == 16  # one running sum per block
+    assert "16 block(s)" in repr(rec) and "6 timestep(s), summed" in repr(rec.maps)  # short, no tensors
 
 
 def test_per_timestep_mean_matches_the_aggregate(model):
@@ -272,3 +273,41 @@ def test_from_weights_and_normalize():
         normalize_maps(x, "softmax")
     with pytest.raises(ValueError, match="shape"):
         AttentionMaps.from_weights(torch.rand(5))
+
+
+def test_recording_a_guided_sampling_run(model):
+    sampling = pytest.importorskip("sdcourse.sampling")
+    schedule = pytest.importorskip("sdcourse.schedule")
+    _, context = inputs(batch=1)
+    uncond = torch.zeros(1, TOKENS, CFG.d_context)
+    with AttentionRecorder(model, kind="cross", cfg=True, per_timestep=True, uncond_context=uncond) as rec:
+        sampling.sample(model, context, uncond, shape=(1, CFG.in_channels, 8, 8), schedule=schedule.NoiseSchedule.sd_v1(),
+                        num_inference_steps=4, guidance_scale=5.0, progress=False,
+                        generator=torch.Generator().manual_seed(0))
+    expected = schedule.NoiseSchedule.sd_v1().inference_timesteps(4, "leading", 1).tolist()
+    assert rec.maps.timesteps == expected  # read back from the time input, one tag per step
+    assert {t for _, t in rec.maps.sums} == set(expected)
+    assert rec.maps.n_tensors() == 16 * 4
+
+
+def test_memory_at_a_64x64_latent_is_what_was_asked(model):
+    latent = torch.randn(1, CFG.in_channels, 64, 64)
+    context = torch.randn(1, TOKENS, CFG.d_context)
+    with AttentionRecorder(model, kind="cross") as rec:  # mean over heads and batch
+        for t in (900, 100):
+            model(latent, context, time(t))
+    # per block one (1, Lq, Lk) float32 sum: Lq = 4096, 1024, 256, 64 at H/8 .. H/64
+    lq = {8: 64 * 64, 16: 32 * 32, 32: 16 * 16, 64: 8 * 8}
+    expected = sum(lq[b.factor] * TOKENS * 4 for b in rec.maps.blocks.values())
+    assert rec.maps.nbytes() == expected
+    assert expected < 1.5 * 2 ** 20  # ~1.2 MiB however many steps
+
+
+def test_a_model_that_wraps_a_diffusion(model):
+    wrapper = torch.nn.ModuleDict({"diffusion": model})  # like the tiny trained model of notebook 07
+    latent, context = inputs(batch=1, h=8, w=16)
+    with AttentionRecorder(wrapper, kind="cross", blocks="mid") as rec:
+        wrapper["diffusion"](latent, context, time(321))
+    assert rec.names == ["mid (H/64)"]
+    assert rec.maps.latent_hw == (8, 16) and rec.maps.timesteps == [321]
+    assert rec.maps.blocks["mid (H/64)"].grid == (1, 2)

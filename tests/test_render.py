@@ -66,10 +66,12 @@ def test_render_sequence_marks_the_token():
 def test_ledger_html_lists_every_stage_and_attention_block():
     ledger = trace(height=256, width=320, batch=2)
     page = render.ledger_html(ledger)
-    assert page.count("<tr>") == len(ledger.rows) + len(ledger.attention) + 2  # + 2 header rows
+    # one row per stage, one per attention block (self and cross side by side), two header rows
+    assert page.count("<tr>") == len(ledger.rows) + len(ledger.attention) // 2 + 2
     assert "(2, 2560, 4, 5)" in page  # decoders.0 input: 1280 + 1280 skip channels at H/64
     assert page.count("push ") == 12 and page.count("pop ") == 12
-    assert "8 x 1280 x 1280" in page.replace("2 x 8", "8")  # self-attention at H/8: L = 32*40 = 1280
+    assert "8x1280x1280" in page  # self-attention at H/8: L = 32*40 = 1280
+    assert "8x1280x77" in page and "100.0 MiB" in page  # 2 * 8 * 1280^2 * 4 bytes
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,8 @@ def test_attention_map_values(cross_maps):
 def test_render_attention_and_token_maps(cross_maps):
     image = torch.rand(3, 32, 32) * 2 - 1
     fig = render.render_attention(cross_maps, token=1, block="fine", image=image)
-    assert isinstance(fig, Figure) and len(fig.axes) == 3  # map + colorbar + overlay
+    assert isinstance(fig, Figure) and len(fig.axes) == 4  # map + colorbar, sample, overlay
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes[1:]] == ["sample", "map over the sample", ""]
     assert "'dog'" in fig.axes[0].get_title()
     fig = render.render_token_maps(cross_maps, image=image)
     assert [ax.get_title() for ax in fig.axes] == ["sample", "<s>", "dog", "<e>"]

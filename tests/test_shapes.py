@@ -65,6 +65,8 @@ def test_sd_v1_skip_stack_and_attention_sizes():
     mid = [a for a in ledger.attention if a.name.startswith("mid")]
     assert [a.seq_len for a in mid] == [64, 64]  # 8 x 8 bottleneck
     assert len(ledger.attention) == 32
+    assert repr(ledger) == "Ledger(512x512 px, batch 1: 27 stages, 32 attention modules, largest attention 512.0 MiB)"
+    assert ledger._repr_html_().count("push ") == 12  # a notebook shows the HTML table
 
 
 def test_dtype_batch_and_aspect():

@@ -85,13 +85,14 @@ def test_attention_explorer_cross(recorded):
     boxes = find(view, W.Checkbox)
     assert [label for label, _ in token.options] == ["0: <start>", "1: red", "2: circle", "3: <end>"]
     assert [label for label, _ in timestep.options] == ["all (aggregate)", "t = 900", "t = 400"]
+    assert None not in [v for _, v in token.options + block.options + head.options + timestep.options]
     assert len(head.options) == 1 + 4 and len(boxes) == 4  # H/8 .. H/64
     pictures = {image.value}
     for control, value in ((token, 2), (block, "mid (H/64)"), (head, 3), (timestep, 400)):
         control.value = value
         pictures.add(image.value)
     assert len(pictures) == 5  # every change drew something new
-    block.value = None
+    block.value = "(all)"
     for box in boxes:
         box.value = False  # no resolution ticked: an explanation, not an exception
     status = [h for h in find(view, W.HTML) if "no recorded block" in h.value]
