@@ -94,12 +94,16 @@ def copy_weights(learner: torch.nn.Module, reference: torch.nn.Module) -> None:
     learner.load_state_dict(theirs)
 
 
-def perturb_(module: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+def perturb_(module: torch.nn.Module, seed: int = 0, scale: float = 0.1, only_1d: bool = False) -> torch.nn.Module:
     """Move every parameter away from its init (norm weights from 1, biases from 0), in place, so
-    that a swapped or forgotten layer cannot hide behind an identity-like init."""
+    that a swapped or forgotten layer cannot hide behind an identity-like init.
+    only_1d: touch only 1-D parameters (norm weights and biases) and leave the random weight
+    matrices as they are (for big models, where noise on every matrix would blow up activations)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():
+            if only_1d and p.ndim != 1:
+                continue
             p.add_(scale * torch.randn(p.shape, generator=g, dtype=torch.float32).to(p.dtype))
     return module
 

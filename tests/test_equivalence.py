@@ -24,19 +24,15 @@ from sdcourse import (
     load_state_dict_strict,
     sinusoidal_embedding,
 )
+from sdcourse.checks import perturb_
 from sdcourse.weights import ATTENTION_NAMES, RESNET_NAMES, rename_keys
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 
 
-def perturb_norms_and_biases_(module, scale=0.2, seed=0):
+def perturb_norms_and_biases_(module):
     """Norm weights 1 -> 1 + noise, biases 0 -> noise (all 1-D parameters)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.ndim == 1:
-                p.add_(scale * torch.randn(p.shape, generator=g).to(p.dtype))
-    return module
+    return perturb_(module, scale=0.2, only_1d=True)
 
 
 def max_diff(a, b):

@@ -18,6 +18,7 @@ from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 from safetensors.torch import load_file, save_file
 
 from sdcourse import Diffusion, UNetConfig, sinusoidal_embedding
+from sdcourse.checks import perturb_
 from sdcourse.weights import (
     CheckpointError,
     UnsafeCheckpointError,
@@ -81,19 +82,9 @@ def compvis_checkpoint(unet_state: dict, extras: bool = True) -> dict:
     return out
 
 
-def perturb_(module, scale=0.2, seed=0):
-    """Norm weights 1 -> 1 + noise, biases 0 -> noise (every 1-D parameter)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.ndim == 1:
-                p.add_(scale * torch.randn(p.shape, generator=g).to(p.dtype))
-    return module
-
-
 def random_unet(config=TINY, **overrides):
     torch.manual_seed(0)
-    return perturb_(UNet2DConditionModel(**{**diffusers_config(config), **overrides})).eval()
+    return perturb_(UNet2DConditionModel(**{**diffusers_config(config), **overrides}), scale=0.2, only_1d=True).eval()
 
 
 def assert_same_output(model, ref, config=TINY, hw=(16, 16), tol=1e-5, dtype=torch.float32):
