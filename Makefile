@@ -23,7 +23,7 @@ lab: install
 # Unit tests, every notebook under nbval (outputs compared strictly), and the browser test.
 test: install
 	$(PY) -m pytest tests notebooks --nbval --nbval-current-env \
-		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider --durations=10
 
 # Unit tests only, without the full-size model or the browser.
 test-fast: install
