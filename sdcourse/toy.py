@@ -9,9 +9,10 @@ the same images, captions and masks on every machine. Images are RGB in [-1, 1] 
 background = -1), their side a multiple of 8 so that the UNet's three halvings line up.
 
 Captions can leave words out (`drop_color`, `drop_shape`, `drop_position`): the omitted
-attribute is then random in the image. This is what makes each word carry its object alone,
-and it is the design that lets shape words, not only colour words, find their object in the
-cross-attention maps (see sdcourse/assets/README.md for the measurements).
+attribute is then random in the image, and each word has to be enough on its own. In the
+measurements (sdcourse/assets/README.md) this made the tiny model's drawings more reliable;
+what made shape words find their object in the cross-attention maps was the text encoder's
+phrase mixing (sdcourse.train.TextEncoder).
 """
 from __future__ import annotations
 
@@ -158,12 +159,12 @@ def _coverage(shape: str, center, radius: float, size: int, supersample: int = 4
     return inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
 
-def render(objects: Sequence[ToyObject], size: int = 32) -> tuple:
+def render(objects: Sequence[ToyObject], size: int = 24) -> tuple:
     """Draw objects on black. Returns image (3, size, size) in [-1, 1] and masks (len(objects), size, size) bool."""
     image = np.zeros((3, size, size), dtype=np.float32)
     masks = []
     for obj in objects:
-        cover = _coverage(obj.shape, obj.center, obj.radius, size)  # (size, size)
+        cover = _coverage(obj.shape, obj.center, obj.radius, size).astype(np.float32)  # (size, size)
         rgb = np.asarray(COLORS[obj.color], dtype=np.float32)[:, None, None]  # (3, 1, 1)
         image = image * (1 - cover) + rgb * cover  # (3, size, size)
         masks.append(cover >= 0.5)
@@ -171,7 +172,7 @@ def render(objects: Sequence[ToyObject], size: int = 32) -> tuple:
     return torch.from_numpy(image), torch.from_numpy(np.stack(masks))
 
 
-def random_objects(rng: np.random.Generator, n_objects: int, size: int = 32) -> List[ToyObject]:
+def random_objects(rng: np.random.Generator, n_objects: int, size: int = 24) -> List[ToyObject]:
     """n_objects (1 or 2) with random colour and shape in distinct quadrants, a little jitter in place and size."""
     quadrants = rng.choice(len(POSITIONS), size=n_objects, replace=False)
     q = size / 4  # quadrant centre offset
@@ -181,7 +182,7 @@ def random_objects(rng: np.random.Generator, n_objects: int, size: int = 32) -> 
         row = q if position.startswith("top") else 3 * q
         col = q if position.endswith("left") else 3 * q
         jitter = rng.uniform(-0.05, 0.05, size=2) * size
-        radius = size * rng.uniform(0.16, 0.19)
+        radius = size * rng.uniform(0.17, 0.2)
         objects.append(ToyObject(
             color=str(rng.choice(list(COLORS))), shape=str(rng.choice(SHAPES)), position=position,
             center=(row + jitter[0], col + jitter[1]), radius=float(radius),
@@ -197,7 +198,7 @@ def caption_for(objects: Sequence[ToyObject], drop: Sequence[str] = ()) -> str:
 def make_batch(
     n: int,
     seed: int,
-    size: int = 32,
+    size: int = 24,
     p_two: float = 0.3,
     drop_color: float = 0.0,
     drop_shape: float = 0.0,
