@@ -44,6 +44,7 @@ except ImportError as error:  # pragma: no cover - only without the optional dep
         "sdcourse.pipeline needs diffusers and transformers: pip install diffusers transformers"
     ) from error
 
+from .perturb import perturb_
 from .time_embedding import sinusoidal_embedding
 from .unet import Diffusion, UNetConfig
 from .weights import config_from_diffusers, convert_diffusers_unet, diffusers_config, load_state_dict_strict
@@ -227,22 +228,16 @@ def write_tiny_tokenizer(folder, words: Sequence[str] = TINY_WORDS, max_length: 
     return folder
 
 
-def _perturb_(module: nn.Module, scale: float) -> None:
-    """Move norm weights away from 1 and biases away from 0, so that a mapping mistake in them shows."""
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "norm" in name or name.endswith("bias"):
-                p.add_(scale * torch.randn_like(p))
-
-
 def tiny_pipeline(seed: int = 0, config: UNetConfig = UNetConfig.tiny(),
                   perturb: float = 0.1) -> StableDiffusionPipeline:
     """A random `StableDiffusionPipeline` of the real classes, small enough for a CPU, no downloads.
 
     Tokenizer: `write_tiny_tokenizer` (77 tokens). Text encoder: CLIP, 2 layers, width config.d_context.
     VAE: 4 levels (downsamples 8x like SD's) of 8-16 channels. UNet: diffusers' `UNet2DConditionModel`
-    in `config` with sample_size 16 (images of 128 x 128). Scheduler: DDIM with SD v1's betas.
-    No safety checker. Uses its own random generator: the global seed is left as it was.
+    in `config` with sample_size 16 (images of 128 x 128), its norm weights and biases moved by
+    `perturb_(..., scale=perturb)` so that a mapping mistake in them shows (0: left at 1 and 0).
+    Scheduler: DDIM with SD v1's betas. No safety checker. Uses its own random generators: the
+    global seed is left as it was.
     """
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -262,7 +257,7 @@ def tiny_pipeline(seed: int = 0, config: UNetConfig = UNetConfig.tiny(),
             layers_per_block=1, norm_num_groups=8, sample_size=128,
         )
         unet = UNet2DConditionModel(**{**diffusers_config(config), "sample_size": 16})
-        _perturb_(unet, perturb)
+        perturb_(unet, seed=seed, scale=perturb, only_1d=True)  # norms off 1, biases off 0: mapping mistakes show
     scheduler = DDIMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
         clip_sample=False, set_alpha_to_one=False, steps_offset=1,

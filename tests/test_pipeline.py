@@ -6,7 +6,6 @@ same noise predictions and the same images as diffusers' own UNet.
 """
 import json
 
-import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
@@ -38,9 +37,25 @@ def course(pipe):
     return with_course_unet(pipe)
 
 
+def assert_close(got, expected, tol=1e-5):
+    """|got - expected| <= tol everywhere, for a reference far from zero (a ~0 output would hide differences)."""
+    got, expected = torch.as_tensor(got), torch.as_tensor(expected)
+    scale = expected.abs().mean().item()
+    assert scale > 1000 * tol, f"the reference is near zero (mean |x| {scale:.1e})"
+    diff = (got - expected).abs().max().item()
+    assert diff <= tol, f"max |diff| {diff:.2e} > {tol}"
+
+
 def generate(p, prompt=PROMPT, **kwargs):
     kwargs = {"num_inference_steps": 3, "guidance_scale": 7.5, "output_type": "np", **kwargs}
     return p(prompt, generator=torch.Generator().manual_seed(0), **kwargs).images
+
+
+def test_assert_close_refuses_a_near_zero_reference():
+    with pytest.raises(AssertionError, match="near zero"):
+        assert_close(torch.zeros(4), torch.zeros(4))  # equal, but a model printing zeros would pass
+    with pytest.raises(AssertionError, match="max \\|diff\\|"):
+        assert_close(torch.ones(4) + 1e-3, torch.ones(4))
 
 
 def test_tiny_tokenizer_files_make_whole_word_tokens(tmp_path):
@@ -80,26 +95,40 @@ def test_one_denoising_step_equals_diffusers(pipe, course, timestep):
         got = course.unet(latents, timestep, encoder_hidden_states=context).sample
         as_tuple = course.unet(latents, timestep, context, return_dict=False)
     assert isinstance(as_tuple, tuple) and torch.equal(as_tuple[0], got)
-    assert (got - expected).abs().max().item() <= 1e-5
+    assert_close(got, expected)
 
 
 def test_pipeline_images_are_the_same_with_the_course_unet(pipe, course):
     expected = generate(pipe)
     got = generate(course)
     assert got.shape == (1, 128, 128, 3)
-    assert np.abs(got - expected).max() <= 1e-5
-    assert expected.std() > 0.01  # not a blank image that would hide differences
+    assert_close(got, expected)
+    assert expected.std() > 0.01  # not a flat image that would hide differences
     # the latents before the VAE, with a negative prompt and two images per prompt
     kwargs = dict(output_type="latent", negative_prompt="blue", num_images_per_prompt=2)
     expected, got = generate(pipe, **kwargs), generate(course, **kwargs)
     assert got.shape == (2, 4, 16, 16)
-    assert ((got - expected).abs().max() / expected.abs().max()).item() <= 1e-5
+    assert_close(got / expected.abs().max(), expected / expected.abs().max())
 
 
 def test_course_unet_from_a_saved_checkpoint(pipe, tmp_path):
     pipe.unet.save_pretrained(tmp_path / "unet")
     loaded = with_course_unet(pipe, load_unet(tmp_path))
-    assert np.abs(generate(loaded, num_inference_steps=2) - generate(pipe, num_inference_steps=2)).max() <= 1e-5
+    assert_close(generate(loaded, num_inference_steps=2), generate(pipe, num_inference_steps=2))
+
+
+def test_tiny_pipeline_moves_norms_and_biases_only(pipe):
+    plain = tiny_pipeline(seed=0, perturb=0.0)
+    moved = dict(pipe.unet.named_parameters())
+    for name, p in plain.unet.named_parameters():
+        if p.ndim == 1:  # norm weights start at 1, norm and layer biases at 0: all moved
+            assert (moved[name] - p).abs().min() > 0, name
+        else:  # weight matrices and kernels: diffusers' own init, untouched
+            assert torch.equal(moved[name], p), name
+    norms = [p for n, p in plain.unet.named_parameters() if n.endswith("norm1.weight")]
+    assert norms and all(torch.equal(p, torch.ones_like(p)) for p in norms)
+    again = tiny_pipeline(seed=0)  # same seed, same pipeline
+    assert all(torch.equal(p, moved[n]) for n, p in again.unet.named_parameters())
 
 
 def test_diffusion_from_unet_shares_the_weights(pipe):
@@ -143,4 +172,4 @@ def test_pipeline_from_a_saved_folder_works_offline(pipe, tmp_path):
     again = StableDiffusionPipeline.from_pretrained(tmp_path, local_files_only=True)
     again.set_progress_bar_config(disable=True)
     course = with_course_unet(again, load_unet(tmp_path))
-    assert np.abs(generate(course, num_inference_steps=2) - generate(pipe, num_inference_steps=2)).max() <= 1e-5
+    assert_close(generate(course, num_inference_steps=2), generate(pipe, num_inference_steps=2))
