@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .toy import COLORS, POSITIONS, SHAPES, _coverage, all_single_prompts, parse_caption, two_object_prompts, word_kind
+from .device import progress_bar
+from .toy import COLORS, SHAPES, all_single_prompts, coverage, parse_caption, two_object_prompts, word_kind
 
 # Localisation is measured on the maps of the finest grid (8 x 8 for the tiny model: the blocks
 # sdcourse.record names "(H/8)", down.1, down.2, up.9, up.10, up.11), as attention-map tools use
@@ -44,7 +45,7 @@ FOREGROUND = 0.4  # a pixel is foreground when its brightest channel is above th
 MIN_AREA = 12  # regions smaller than this many pixels are noise, not objects
 MIN_SHAPE_IOU = 0.6  # below this overlap with every template the shape is "unclear" (e.g. two objects merged)
 _PALETTE = np.array(list(COLORS.values()), dtype=np.float64)  # (n_colors, 3)
-_AREA_PER_R2 = {"circle": math.pi, "square": 1.7 ** 2, "triangle": 0.5 * 2.2 * 2.0}  # area / radius^2, see toy._coverage
+_AREA_PER_R2 = {"circle": math.pi, "square": 1.7 ** 2, "triangle": 0.5 * 2.2 * 2.0}  # area / radius^2, see toy.coverage
 _CENTROID_BELOW_CENTER = {"circle": 0.0, "square": 0.0, "triangle": 1.0 / 3.0}  # (centroid row - centre row) / radius
 
 
@@ -91,7 +92,7 @@ def judge_shape(region: np.ndarray) -> Dict[str, float]:
     for shape in SHAPES:
         r = math.sqrt(area / _AREA_PER_R2[shape])
         center = (cy - _CENTROID_BELOW_CENTER[shape] * r, cx)
-        template = _coverage(shape, center, r, size) >= 0.5
+        template = coverage(shape, center, r, size) >= 0.5
         scores[shape] = float((template & region).sum() / max(1, (template | region).sum()))
     return scores
 
@@ -189,10 +190,12 @@ def generate_with_attention(model, captions: Sequence[str], steps: int = 25, gui
 
 
 def evaluate(model, n_seeds: int = 2, n_two: int = 40, steps: int = 25, guidance_scale: float = 5.0,
-             seed: int = 0, batch: int = 40, progress: bool = True, attention: bool = True,
-             sampler: str = "ddpm") -> Dict:
+             seed: int = 0, batch: int = 40, progress=True, attention: bool = True,
+             sampler: str = "ddpm", single_prompts: Optional[Sequence[str]] = None) -> Dict:
     """Generate every single-object prompt n_seeds times and n_two two-object prompts, judge them,
-    and (attention=True) score the attention of every content word. Returns a JSON-ready dict."""
+    and (attention=True) score the attention of every content word. Returns a JSON-ready dict.
+    single_prompts: the one-object prompts to use (default: all 60, `toy.all_single_prompts()`).
+    progress: True, False or "live" (see sdcourse.device.progress_bar)."""
     from .toy import Tokenizer
 
     if n_seeds < 1 or n_two < 0 or batch < 1:
@@ -200,15 +203,13 @@ def evaluate(model, n_seeds: int = 2, n_two: int = 40, steps: int = 25, guidance
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"evaluate: sampler must be 'ddpm' or 'ddim', got {sampler!r}.")
     tok = Tokenizer()
-    singles = [p for p in all_single_prompts() for _ in range(n_seeds)]
+    singles = [p for p in (all_single_prompts() if single_prompts is None else single_prompts) for _ in range(n_seeds)]
     twos = two_object_prompts(n_two, seed=seed + 1)
     jobs = [(p, "single") for p in singles] + [(p, "two") for p in twos]
     counts = defaultdict(lambda: [0, 0])  # key -> [right, total]
     loc = defaultdict(list)  # word kind -> scores
     loc_word = defaultdict(list)
-    from tqdm.auto import tqdm
-
-    for start in tqdm(range(0, len(jobs), batch), disable=not progress, desc="evaluate"):
+    for start in progress_bar(range(0, len(jobs), batch), progress, desc="evaluate"):
         chunk = jobs[start: start + batch]
         captions = [p for p, _ in chunk]
         if attention:

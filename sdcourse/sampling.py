@@ -14,7 +14,8 @@ clean image it implies:
   At the last step prev < 0 and SD v1 uses abar_prev = abar_0 (diffusers' set_alpha_to_one=False).
 
 Classifier-free guidance runs the model on a batch of two halves, in this course's order
-[uncond, cond] (as diffusers; the notes' pipeline uses [cond, uncond]):
+[uncond, cond] (as diffusers and attention-map tools; the notes show no pipeline, and hkproj's
+pipeline, whose UNet the notes study, uses [cond, uncond]):
     eps = eps_uncond + scale * (eps_cond - eps_uncond)
 `guided_noise` checks the order, and `AttentionRecorder(cfg=True)` asserts it when recording.
 """
@@ -24,6 +25,7 @@ from typing import Callable, Optional
 
 import torch
 
+from .device import progress_bar
 from .schedule import NoiseSchedule
 from .time_embedding import sinusoidal_embedding
 
@@ -120,14 +122,19 @@ def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Ten
     return x_prev.to(x_t.dtype)
 
 
-def eps_from_v(schedule: NoiseSchedule, v: torch.Tensor, t: int, x_t: torch.Tensor) -> torch.Tensor:
-    """The noise implied by a v-prediction (SD 2.x's parametrisation, Salimans & Ho 2022).
+def eps_from_v(schedule: NoiseSchedule, v: torch.Tensor, t, x_t: torch.Tensor) -> torch.Tensor:
+    """The noise implied by a v-prediction (Salimans & Ho 2022; among SD's checkpoints the 768-px
+    "v" models of SD 2.x use it, SD v1 and SD 2.x-base predict the noise).
 
     v = sqrt(abar) eps - sqrt(1 - abar) x0, so eps = sqrt(abar) v + sqrt(1 - abar) x_t: at high
     noise eps is mostly x_t itself, which the network no longer has to copy.
-    v, x_t: (B, C, H, W) -> (B, C, H, W).
+    v, x_t: (B, C, H, W); t: one timestep (an int, as in sampling) or one per image, a (B,) tensor
+    (as in training) -> (B, C, H, W). Computed in float64, returned in x_t's dtype.
     """
-    abar = _abar(schedule, int(t), x_t)
+    t = torch.as_tensor(t).long().cpu()
+    abar = schedule.alphas_cumprod[t].to(device=x_t.device, dtype=torch.float64)  # () or (B,)
+    if abar.ndim == 1:
+        abar = abar.view(-1, *([1] * (x_t.ndim - 1)))  # (B,) -> (B, 1, 1, 1): one per image
     return (abar.sqrt() * v.double() + (1 - abar).sqrt() * x_t.double()).to(x_t.dtype)
 
 
@@ -171,7 +178,7 @@ def sample(
     steps_offset: int = 1,
     latents: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
-    progress: bool = True,
+    progress=True,
     callback: Optional[Callable[[int, int, torch.Tensor, torch.Tensor], None]] = None,
     clip: Optional[float] = None,
     prediction: str = "epsilon",
@@ -187,11 +194,11 @@ def sample(
         latents and the clean latent the step aimed at.
     clip: clamp the predicted clean latent to [-clip, clip] at every step (None for SD v1; 1.0 for
         images in [-1, 1], see predict_x0).
-    prediction: what the model outputs: "epsilon" (SD v1) or "v" (SD 2.x; converted with eps_from_v).
+    prediction: what the model outputs: "epsilon" (SD v1) or "v" (SD 2.x's 768-px models, the
+        course's tiny model; converted with eps_from_v).
+    progress: True: a progress bar that ends finished (see sdcourse.device.progress_bar); False: none.
     Returns the final latents (B, C, h, w).
     """
-    from tqdm.auto import tqdm
-
     schedule = NoiseSchedule.sd_v1() if schedule is None else schedule
     if sampler not in ("ddim", "ddpm"):
         raise ValueError(f"sample: sampler must be 'ddim' or 'ddpm', got {sampler!r}.")
@@ -210,7 +217,8 @@ def sample(
         raise ValueError("sample: guidance_scale != 1 needs uncond_context (the embeddings of the empty prompt), or use guidance_scale=1.")
     timesteps = schedule.inference_timesteps(num_inference_steps, spacing, steps_offset)
     n_time = model.config.n_time_embd if hasattr(model, "config") else 320
-    for i, t in enumerate(tqdm(timesteps.tolist(), disable=not progress, desc=sampler, leave=False)):
+    # t is the integer timestep (981, 961, ...) throughout the loop; the model only sees its embedding
+    for i, t in enumerate(progress_bar(timesteps.tolist(), progress, desc=sampler)):
         prev_t = timesteps[i + 1].item() if i + 1 < len(timesteps) else -1
         time = sinusoidal_embedding(torch.tensor([t]), dim=n_time).to(device=p.device, dtype=p.dtype)  # (1, n_time)
         if guided:

@@ -39,19 +39,23 @@ def sinusoidal_embedding(t, dim: int = 320) -> torch.Tensor:
 
 
 class TimeEmbedding(nn.Module):
-    """(N, n_embd) sinusoidal embedding -> (N, 4 * n_embd): Linear, SiLU, Linear."""
+    """(N, n_time_embd) sinusoidal embedding -> (N, 4 * n_time_embd): Linear, SiLU, Linear.
 
-    def __init__(self, n_embd: int = 320):
+    n_time_embd is the full width of the sinusoidal embedding (320 in SD v1; the notes call it
+    `n_embd`, a name they also give the width of one attention head).
+    """
+
+    def __init__(self, n_time_embd: int = 320):
         super().__init__()
-        self.n_embd = n_embd
-        self.linear_1 = nn.Linear(n_embd, 4 * n_embd)
-        self.linear_2 = nn.Linear(4 * n_embd, 4 * n_embd)
+        self.n_time_embd = n_time_embd
+        self.linear_1 = nn.Linear(n_time_embd, 4 * n_time_embd)
+        self.linear_2 = nn.Linear(4 * n_time_embd, 4 * n_time_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 2 or x.shape[-1] != self.n_embd:
+        if x.ndim != 2 or x.shape[-1] != self.n_time_embd:
             raise ValueError(
-                f"TimeEmbedding: expected a (N, {self.n_embd}) sinusoidal embedding, got shape {tuple(x.shape)}. "
-                f"Make it with sinusoidal_embedding(t, dim={self.n_embd})."
+                f"TimeEmbedding: expected a (N, {self.n_time_embd}) sinusoidal embedding, got shape {tuple(x.shape)}. "
+                f"Make it with sinusoidal_embedding(t, dim={self.n_time_embd})."
             )
         # (N, 320) -> (N, 1280)
         x = self.linear_1(x)

@@ -137,8 +137,12 @@ class ToyBatch:
     dropped: List[List[str]] = field(default_factory=list)
 
 
-def _coverage(shape: str, center, radius: float, size: int, supersample: int = 4) -> np.ndarray:
-    """Fraction of each pixel covered by the shape: (size, size) in [0, 1], antialiased."""
+def coverage(shape: str, center, radius: float, size: int, supersample: int = 4) -> np.ndarray:
+    """Fraction of each pixel covered by the shape: (size, size) in [0, 1], antialiased.
+
+    `render` draws the data set's objects with it; the evaluation judge (sdcourse.evaluate)
+    draws its shape templates with it too, so both agree on what a circle, square, triangle is.
+    """
     n = size * supersample
     # (n,) sample coordinates at sub-pixel centres, in pixel units
     coords = (np.arange(n) + 0.5) / supersample
@@ -164,7 +168,7 @@ def render(objects: Sequence[ToyObject], size: int = 24) -> tuple:
     image = np.zeros((3, size, size), dtype=np.float32)
     masks = []
     for obj in objects:
-        cover = _coverage(obj.shape, obj.center, obj.radius, size).astype(np.float32)  # (size, size)
+        cover = coverage(obj.shape, obj.center, obj.radius, size).astype(np.float32)  # (size, size)
         rgb = np.asarray(COLORS[obj.color], dtype=np.float32)[:, None, None]  # (3, 1, 1)
         image = image * (1 - cover) + rgb * cover  # (3, size, size)
         masks.append(cover >= 0.5)

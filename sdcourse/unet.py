@@ -4,12 +4,13 @@ the UNET with its skip connections, the output layer and the `Diffusion` wrapper
 Class and attribute names are the notes' (`UNET_ResidualBlock.groupnorm_feature`, ...), so the
 notes, the notebooks and this file line up. One `UNetConfig` sets the widths: its default is
 exactly SD v1 (859,520,964 parameters); `UNetConfig.tiny()` builds the same classes small
-enough to train on a laptop CPU.
+enough to test and draw in a second, and `UNetConfig.capstone()` is the UNet that notebook 07
+trains (see their docstrings for why they differ).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -29,6 +30,9 @@ class UNetConfig:
     d_context: width of the context tokens (CLIP ViT-L/14 gives 768).
     n_groups: GroupNorm groups everywhere.
     in_channels, out_channels: latent channels (the VAE's 4).
+    any_latent_size: False (the notes' UNet, and CompVis's original): latent sides must be
+        multiples of 8. True: any side, the way diffusers' UNet2DConditionModel does it (see
+        `Upsample` and `UNET.forward`): a step beyond the notes.
     The sinusoidal time embedding has channels[0] dimensions (320) and the MLP makes 4x that (1280).
     """
 
@@ -38,6 +42,7 @@ class UNetConfig:
     n_groups: int = 32
     in_channels: int = 4
     out_channels: int = 4
+    any_latent_size: bool = False
 
     @property
     def n_time_embd(self) -> int:
@@ -50,13 +55,25 @@ class UNetConfig:
         return 4 * self.channels[0]
 
     @classmethod
-    def sd_v1(cls) -> "UNetConfig":
-        return cls()
+    def tiny(cls, **overrides) -> "UNetConfig":
+        """SD v1 in miniature, for tests, figures and exercises: the same blocks and the same
+        4-channel latents, widths doubling 32/64/128 as SD's 320/640/1280 do, 4 heads, context 64,
+        GroupNorm 8 groups (8.6 M parameters). Never trained: it has no weights of its own."""
+        return replace(cls(channels=(32, 64, 128), n_head=4, d_context=64, n_groups=8), **overrides)
 
     @classmethod
-    def tiny(cls, **overrides) -> "UNetConfig":
-        """Same blocks, small widths: 32/64/128 channels, 4 heads, context 64, GroupNorm 8 groups."""
-        return replace(cls(channels=(32, 64, 128), n_head=4, d_context=64, n_groups=8), **overrides)
+    def capstone(cls, **overrides) -> "UNetConfig":
+        """The UNet of the capstone model (`sdcourse.train.TinySD`, notebook 07, the shipped
+        `tiny_sd.safetensors`): the same blocks trained on 24 x 24 RGB images folded into
+        27-channel 8 x 8 latents (space-to-depth by 3, its stand-in for SD's VAE).
+
+        Why it is not `tiny()`: its latents have 27 channels, not 4, and its widths shrink
+        64/48/32 instead of doubling: the first width carries the 27 latent channels to the
+        output through SiLUs and needs about twice as many (silu(v) - silu(-v) = v), while the
+        coarse levels (4 x 4, 2 x 2, 1 x 1 of an 8 x 8 latent) have little left to hold.
+        4 heads, context 64, GroupNorm 8 groups (2.43 M parameters)."""
+        return replace(cls(channels=(64, 48, 32), n_head=4, d_context=64, n_groups=8, in_channels=27, out_channels=27),
+                       **overrides)
 
     def __post_init__(self):
         for c in self.channels:
@@ -132,9 +149,11 @@ class UNET_AttentionBlock(nn.Module):
     context, a GeGLU feed-forward (each with LayerNorm and a short residual), and a long residual
     around the whole block."""
 
-    def __init__(self, n_head: int, n_embd: int, d_context: int = 768, n_groups: int = 32):
+    def __init__(self, n_head: int, d_head: int, d_context: int = 768, n_groups: int = 32):
+        """n_head heads of width d_head each (the notes call d_head `n_embd`): the block's width
+        is channels = n_head * d_head, e.g. UNET_AttentionBlock(8, 40) works on 320 channels."""
         super().__init__()
-        channels = n_head * n_embd  # n_embd is the width of one head
+        channels = n_head * d_head
         self.channels, self.d_context = channels, d_context
         self.groupnorm = nn.GroupNorm(n_groups, channels, eps=1e-6)
         self.conv_input = nn.Conv2d(channels, channels, kernel_size=1)
@@ -194,29 +213,47 @@ class UNET_AttentionBlock(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour 2x upsampling, then a 3x3 conv."""
+    """Nearest-neighbour 2x upsampling, then a 3x3 conv.
+
+    size: upsample to this (height, width) instead of doubling. Why: a stride-2 conv maps a side
+    n to ceil(n / 2), so a latent side of 9 goes 9 -> 5 -> 3 -> 2 down the encoders, and doubling
+    on the way up gives 2 -> 4 where the skip to concatenate has 3 (and 3 -> 6 against 5, 5 -> 10
+    against 9): torch.cat fails. diffusers' UNet2DConditionModel passes
+    each upsampler the spatial size of the skip it will be concatenated with next
+    (`upsample_size`) whenever a latent side is not a multiple of 8; `F.interpolate(size=...)`
+    then picks the nearest source pixel for every target pixel (2 -> 3 repeats rows 0, 0, 1).
+    `UNetConfig(any_latent_size=True)` makes the UNET do the same.
+    """
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, C, H, W) -> (B, C, 2H, 2W)
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
-        # (B, C, 2H, 2W) -> (B, C, 2H, 2W)
+    def forward(self, x: torch.Tensor, size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        if size is None:
+            # (B, C, H, W) -> (B, C, 2H, 2W)
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        else:
+            # (B, C, H, W) -> (B, C, size[0], size[1]): the next skip's size
+            x = F.interpolate(x, size=tuple(size), mode="nearest")
+        # (B, C, H', W') -> (B, C, H', W')
         return self.conv(x)
 
 
 class SwitchSequential(nn.Sequential):
     """A Sequential that hands each layer what it needs: attention blocks get the context,
-    residual blocks get the time embedding, everything else only x."""
+    residual blocks get the time embedding, an Upsample gets `size` when one is given
+    (`UNetConfig(any_latent_size=True)`), everything else only x."""
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, time: torch.Tensor,
+                size: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         for layer in self:
             if isinstance(layer, UNET_AttentionBlock):
                 x = layer(x, context)
             elif isinstance(layer, UNET_ResidualBlock):
                 x = layer(x, time)
+            elif isinstance(layer, Upsample) and size is not None:
+                x = layer(x, size)
             else:
                 x = layer(x)
         return x
@@ -230,14 +267,15 @@ class UNET(nn.Module):
 
     def __init__(self, config: UNetConfig = UNetConfig()):
         super().__init__()
+        self.any_latent_size = config.any_latent_size
         c1, c2, c3 = config.channels
-        h, t, g, d = config.n_head, config.n_time, config.n_groups, config.d_context
+        n_head, n_time, n_groups, d_context = config.n_head, config.n_time, config.n_groups, config.d_context
 
         def res(cin, cout):
-            return UNET_ResidualBlock(cin, cout, n_time=t, n_groups=g)
+            return UNET_ResidualBlock(cin, cout, n_time=n_time, n_groups=n_groups)
 
         def attn(c):
-            return UNET_AttentionBlock(h, c // h, d_context=d, n_groups=g)
+            return UNET_AttentionBlock(n_head, c // n_head, d_context=d_context, n_groups=n_groups)
 
         def down(c):
             return nn.Conv2d(c, c, kernel_size=3, stride=2, padding=1)
@@ -305,7 +343,11 @@ class UNET(nn.Module):
         for layers in self.decoders:
             # (B, C, h, w) + (B, C_skip, h, w) -> (B, C + C_skip, h, w): current first, skip second
             x = torch.cat((x, skip_connections.pop()), dim=1)
-            x = layers(x, context, time)
+            if self.any_latent_size and skip_connections:
+                # an Upsample in this step goes to the size of the skip that the next step pops
+                x = layers(x, context, time, size=skip_connections[-1].shape[-2:])
+            else:
+                x = layers(x, context, time)
         return x
 
 
@@ -329,7 +371,8 @@ class Diffusion(nn.Module):
     """Time embedding + UNET + output layer: predicts the noise in a latent.
 
     forward(latent (B, 4, h, w), context (B|1, L, 768), time (B|1, 320)) -> (B, 4, h, w),
-    where h, w are multiples of 8 and time is `sinusoidal_embedding(t)`.
+    where time is `sinusoidal_embedding(t)` and h, w are multiples of 8 (any size with
+    `UNetConfig(any_latent_size=True)`).
     """
 
     def __init__(self, config: UNetConfig = UNetConfig()):
@@ -368,12 +411,16 @@ class Diffusion(nn.Module):
                 f"Diffusion: latent has {c} channels, this model expects {cfg.in_channels} (config.in_channels)."
             )
         for side, n in (("height", h), ("width", w)):
-            if n % 8 != 0 or n == 0:
+            if n == 0:
+                raise ValueError(f"Diffusion: latent {side} is 0; the latent needs at least one pixel per side.")
+            if n % 8 != 0 and not cfg.any_latent_size:
                 fix = (n // 8 + 1) * 8
                 raise ValueError(
-                    f"Diffusion: latent {side} {n} is not a multiple of 8. The UNet halves the resolution three "
-                    f"times and the skip connections must line up. Use a latent {side} such as {fix} "
-                    f"(an image {side} that is a multiple of 64 for SD, e.g. {fix * 8} px), or crop/pad the input."
+                    f"Diffusion: latent {side} {n} is not a multiple of 8. This UNet is the notes' (and CompVis's "
+                    f"original): it halves the resolution three times and doubles it back, so the skip connections "
+                    f"line up only for multiples of 8. Use a latent {side} such as {fix} (image {fix * 8} px), "
+                    f"or build the model with UNetConfig(..., any_latent_size=True): it upsamples to each skip's "
+                    f"size, as diffusers' UNet does (SD pipelines take any image side that is a multiple of 8 px)."
                 )
         if context.ndim != 3 or context.shape[-1] != cfg.d_context:
             raise ValueError(

@@ -72,6 +72,7 @@ def test_attention_paths_agree_and_weights_sum_to_one():
     seen = []
     attn.observer = lambda module, w: seen.append(w)
     explicit = attn(x, y)
+    assert fast.abs().mean() > 1e-2  # not near zero, else the absolute tolerance below would prove nothing
     assert torch.allclose(fast, explicit, atol=1e-6)
     (w,) = seen
     assert w.shape == (2, 4, 10, 5)
@@ -89,6 +90,40 @@ def test_tiny_config_builds_the_same_classes():
     assert {"UNET_ResidualBlock", "UNET_AttentionBlock", "Upsample", "SwitchSequential", "UNET"} <= kinds
     out = model(torch.randn(3, 4, 16, 8), torch.randn(1, 5, 64), sinusoidal_embedding(torch.tensor([1, 2, 3]), 32))
     assert out.shape == (3, 4, 16, 8)
+
+
+def test_attention_block_takes_heads_and_head_width_positionally():
+    with torch.device("meta"):
+        block = UNET_AttentionBlock(8, 40)  # as the notes and notebooks call it: 8 heads of width 40
+    assert block.channels == 320 and block.attention_1.n_heads == 8 and block.attention_1.d_head == 40
+    assert TimeEmbedding(320).linear_1.in_features == 320 and TimeEmbedding(320).linear_2.out_features == 1280
+
+
+def test_tiny_and_capstone_configs_say_what_they_are():
+    from sdcourse.train import TrainConfig
+
+    tiny, capstone = UNetConfig.tiny(), UNetConfig.capstone()
+    assert (tiny.channels, tiny.in_channels) == ((32, 64, 128), 4)  # SD's shape in miniature
+    assert (capstone.channels, capstone.in_channels, capstone.out_channels) == ((64, 48, 32), 27, 27)
+    assert TrainConfig().unet_config() == capstone  # what notebook 07 trains
+    assert UNetConfig() == UNetConfig(channels=(320, 640, 1280), n_head=8, d_context=768, n_groups=32)
+
+
+def test_any_latent_size_is_opt_in():
+    """The notes' UNet needs latent sides that are multiples of 8; any_latent_size=True takes any."""
+    torch.manual_seed(0)
+    notes = Diffusion(UNetConfig.tiny()).eval()
+    anysize = Diffusion(UNetConfig.tiny(any_latent_size=True)).eval()
+    anysize.load_state_dict(notes.state_dict())
+    context, time = torch.randn(1, 7, 64), sinusoidal_embedding(500, 32)
+    with pytest.raises(ValueError, match=r"width 20 is not a multiple of 8.*notes'.*CompVis.*any_latent_size=True"):
+        notes(torch.randn(1, 4, 16, 20), context, time)
+    for hw in [(12, 20), (9, 13), (1, 1)]:
+        assert anysize(torch.randn(1, 4, *hw), context, time).shape == (1, 4, *hw)
+    latent = torch.randn(2, 4, 16, 24)  # a multiple of 8: both give the very same numbers
+    assert torch.equal(notes(latent, context, time), anysize(latent, context, time))
+    with pytest.raises(ValueError, match="height is 0"):
+        anysize(torch.randn(1, 4, 0, 8), context, time)
 
 
 def test_bad_config_is_refused():

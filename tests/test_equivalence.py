@@ -1,8 +1,11 @@
 """The course's classes equal diffusers' on the same weights: block by block and the whole UNet,
-in the tiny config and the full SD v1.5 config, in fp32 and fp64.
+in the tiny config and the full SD v1.5 config, in fp32 and fp64, and at latent sides that are
+not multiples of 8 with `UNetConfig(any_latent_size=True)`.
 
 Norm weights and every bias are moved away from their 1/0 init first, so a norm that is skipped,
 a bias that is dropped or two layers that are swapped cannot hide behind an identity-like init.
+Every comparison also checks that the reference output is far from zero (`close`): an absolute
+tolerance alone would pass a model that outputs ~0.
 """
 import gc
 
@@ -39,6 +42,28 @@ def max_diff(a, b):
     return (a - b).abs().max().item()
 
 
+def close(got, expected, dtype):
+    """got equals expected within TOL[dtype], and expected is not near zero: its typical size is at
+    least 1000x the tolerance (a model that outputs ~0 would otherwise pass an absolute tolerance)."""
+    assert got.shape == expected.shape, (got.shape, expected.shape)
+    scale = expected.abs().mean().item()
+    assert scale > 1000 * TOL[dtype], f"reference output is near zero (mean |x| {scale:.1e}): the test would prove nothing"
+    diff = max_diff(got, expected)
+    assert diff <= TOL[dtype], f"max |diff| {diff:.2e} > {TOL[dtype]:.0e} (mean |x| {scale:.2e})"
+    return diff
+
+
+def test_close_refuses_near_zero_outputs():
+    """The guard itself: ~0 against ~0 fails, a real difference fails, a match passes."""
+    tiny = torch.full((2, 3), 1e-9)
+    with pytest.raises(AssertionError, match="near zero"):
+        close(tiny, torch.zeros(2, 3), torch.float32)
+    x = torch.randn(2, 3)
+    with pytest.raises(AssertionError, match="max"):
+        close(x + 1e-3, x, torch.float32)
+    close(x + 1e-7, x, torch.float32)
+
+
 
 def map_block(state_dict, names):
     """Rename one block's state dict with an inner-name table (prefix-free)."""
@@ -58,7 +83,7 @@ def test_time_embedding_equals_diffusers(dtype):
     expected = ref(proj(t).to(dtype))
     got = ours(sinusoidal_embedding(t).to(dtype))
     assert got.shape == (5, 1280)
-    assert max_diff(got, expected) <= TOL[dtype]
+    close(got, expected, dtype)
     # the sinusoidal part alone, cos first
     assert torch.allclose(sinusoidal_embedding(t), proj(t), atol=1e-6)
 
@@ -76,7 +101,7 @@ def test_residual_block_equals_diffusers(dtype, cin, cout, time_batch):
     expected = ref(x, temb.expand(3, -1))
     got = ours(x, temb)
     assert got.shape == (3, cout, 8, 6)
-    assert max_diff(got, expected) <= TOL[dtype]
+    close(got, expected, dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -93,12 +118,12 @@ def test_attention_block_equals_diffusers(dtype, context_batch):
     expected = ref(x, encoder_hidden_states=ctx.expand(2, -1, -1)).sample
     got = ours(x, ctx)
     assert got.shape == x.shape
-    assert max_diff(got, expected) <= TOL[dtype]
+    close(got, expected, dtype)
     # the explicit softmax(QK^T/sqrt(d))V path gives the same result as SDPA
     for m in ours.modules():
         if hasattr(m, "explicit"):
             m.explicit = True
-    assert max_diff(ours(x, ctx), expected) <= TOL[dtype]
+    close(ours(x, ctx), expected, dtype)
 
 
 def _pair(config, dtype=torch.float32):
@@ -118,14 +143,12 @@ def _compare_whole(ref, ours, config, dtype, latent_hw=(16, 24), batch=2):
         expected = ref(latent, torch.tensor(981), context).sample
         got = ours(latent, context, sinusoidal_embedding(981, dim).to(dtype))
         assert got.shape == latent.shape
-        print(f"{config.channels} {dtype} shared time: max |diff| {max_diff(got, expected):.2e}")
-        assert max_diff(got, expected) <= TOL[dtype], ("shared time", max_diff(got, expected))
+        print(f"{config.channels} {latent_hw} {dtype} shared time: max |diff| {close(got, expected, dtype):.2e}")
         # one timestep per sample: time (B, 320), needed for training
         t = torch.randint(0, 1000, (batch,))
         expected = ref(latent, t, context).sample
         got = ours(latent, context, sinusoidal_embedding(t, dim).to(dtype))
-        print(f"{config.channels} {dtype} per-sample time: max |diff| {max_diff(got, expected):.2e}")
-        assert max_diff(got, expected) <= TOL[dtype], ("per-sample time", max_diff(got, expected))
+        print(f"{config.channels} {latent_hw} {dtype} per-sample time: max |diff| {close(got, expected, dtype):.2e}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -133,6 +156,37 @@ def test_tiny_unet_equals_diffusers(dtype):
     config = UNetConfig.tiny()
     ref, ours = _pair(config, dtype)
     _compare_whole(ref, ours, config, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("latent_hw", [(12, 20), (9, 13)])
+def test_any_latent_size_equals_diffusers(dtype, latent_hw):
+    """Beyond the notes: diffusers' UNet takes latents that are not multiples of 8 (it upsamples to
+    each skip's size); so does the course UNet with any_latent_size=True, and it refuses them without."""
+    config = UNetConfig.tiny(any_latent_size=True)
+    ref, ours = _pair(config, dtype)
+    _compare_whole(ref, ours, config, dtype, latent_hw=latent_hw)
+    notes = Diffusion(UNetConfig.tiny()).to(dtype)
+    notes.load_state_dict(ours.state_dict())
+    with pytest.raises(ValueError, match="not a multiple of 8.*any_latent_size=True"):
+        notes(torch.randn(1, 4, *latent_hw, dtype=dtype), torch.randn(1, 77, 64, dtype=dtype),
+              sinusoidal_embedding(981, config.n_time_embd).to(dtype))
+
+
+def test_upsample_to_a_size_by_hand():
+    """Upsample(size=...) picks the nearest source pixel: 2 -> 3 repeats rows 0, 0, 1 (as
+    F.interpolate's "nearest" does: source index floor(i * 2 / 3))."""
+    from sdcourse import Upsample
+
+    up = Upsample(1)
+    with torch.no_grad():
+        up.conv.weight.zero_()
+        up.conv.weight[0, 0, 1, 1] = 1.0  # the conv passes its input through
+        up.conv.bias.zero_()
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])  # (1, 1, 2, 2)
+    assert torch.equal(up(x, size=(3, 4)), torch.tensor([[[[1.0, 1.0, 2.0, 2.0], [1.0, 1.0, 2.0, 2.0],
+                                                            [3.0, 3.0, 4.0, 4.0]]]]))
+    assert torch.equal(up(x), up(x, size=(4, 4)))  # doubling is the default
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """DDPM and DDIM steps equal diffusers' schedulers (SD v1 settings) on the same inputs; classifier-free
 guidance uses the batch order [uncond, cond]; the sampling loop runs a real (tiny) Diffusion."""
+import diffusers  # a dev dependency: a missing one is a failure, not a skip
 import pytest
 import torch
 
@@ -18,7 +19,6 @@ def tensors(seed=0, shape=(2, 4, 8, 8)):
 
 @pytest.mark.parametrize("n_steps", [50, 25])
 def test_ddim_steps_equal_diffusers(n_steps):
-    diffusers = pytest.importorskip("diffusers")
     ref = diffusers.DDIMScheduler(**SD_V1)
     ref.set_timesteps(n_steps)
     s = NoiseSchedule.sd_v1()
@@ -34,7 +34,6 @@ def test_ddim_steps_equal_diffusers(n_steps):
 
 
 def test_ddim_step_with_clipping_equals_diffusers():
-    diffusers = pytest.importorskip("diffusers")
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True,
                                   set_alpha_to_one=False, timestep_spacing="trailing")
     ref.set_timesteps(25)
@@ -51,7 +50,6 @@ def test_ddim_step_with_clipping_equals_diffusers():
 
 
 def test_ddpm_mean_equals_diffusers():
-    diffusers = pytest.importorskip("diffusers")
     ref = diffusers.DDPMScheduler(**{k: v for k, v in SD_V1.items() if k != "set_alpha_to_one"})
     s = NoiseSchedule.sd_v1()
     x, eps = tensors(3)
@@ -145,8 +143,38 @@ def test_v_prediction_converts_to_the_true_noise():
         assert torch.allclose(eps_from_v(s, v, t, x_t), noise, atol=1e-4), t
 
 
+def test_v_to_eps_per_image_equals_one_timestep_at_a_time():
+    """Training converts v with one timestep per image, sampling with one for the batch: one function."""
+    from sdcourse.sampling import eps_from_v
+
+    s = NoiseSchedule.cosine()
+    x, v = tensors(8, shape=(3, 4, 8, 8))
+    t = torch.tensor([999, 400, 3])
+    per_image = eps_from_v(s, v, t, x)
+    for i in range(3):
+        assert torch.equal(per_image[i:i + 1], eps_from_v(s, v[i:i + 1], int(t[i]), x[i:i + 1]))
+    assert not torch.allclose(per_image[0], per_image[2], atol=1e-2)
+
+
+def test_progress_bars_end_finished_or_are_absent(capsys):
+    """Outside a terminal (pytest's capture, Jupyter, a notebook run by nbclient) a bar prints one
+    line at 100% when done and nothing before: never a bar frozen at 0% in a saved notebook."""
+    from sdcourse.device import progress_bar
+
+    torch.manual_seed(0)
+    model = Diffusion(UNetConfig.tiny()).eval()
+    ctx = torch.randn(1, 5, model.config.d_context)
+    sample(model, ctx, ctx, shape=(1, 4, 8, 8), num_inference_steps=3, progress=True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "100%" in err and "3/3" in err and "0%|" not in err.replace("100%", ""), err
+    assert "\r" not in err and "\x1b" not in err, repr(err)
+    sample(model, ctx, ctx, shape=(1, 4, 8, 8), num_inference_steps=3, progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="True, False or 'live'"):
+        progress_bar(range(3), progress="yes")
+
+
 def test_ddim_with_v_prediction_equals_diffusers():
-    diffusers = pytest.importorskip("diffusers")
     from sdcourse.sampling import eps_from_v
 
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=False,

@@ -2,6 +2,7 @@
 one equals diffusers' "squaredcos_cap_v2", and forward noising follows its closed form."""
 import math
 
+import diffusers  # a dev dependency: a missing one is a failure, not a skip
 import pytest
 import torch
 
@@ -12,7 +13,6 @@ SD_V1 = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start
 
 
 def diffusers_ddim():
-    diffusers = pytest.importorskip("diffusers")
     return diffusers.DDIMScheduler(**SD_V1)
 
 
@@ -35,7 +35,6 @@ def test_sd_v1_endpoints_by_hand():
 
 
 def test_cosine_equals_diffusers_squaredcos():
-    diffusers = pytest.importorskip("diffusers")
     ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
     ours = NoiseSchedule.cosine()
     assert torch.allclose(ours.alphas_cumprod.float(), ref.alphas_cumprod, atol=1e-6)
@@ -66,7 +65,6 @@ def test_leading_timesteps_equal_diffusers():
 
 
 def test_trailing_timesteps_equal_diffusers():
-    diffusers = pytest.importorskip("diffusers")
     ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing="trailing")
     s = NoiseSchedule.cosine()
     for n in (10, 25, 50):

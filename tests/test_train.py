@@ -7,7 +7,7 @@ import torch
 
 from sdcourse import Diffusion
 from sdcourse.train import (TextEncoder, TinySD, TrainConfig, Trainer, diffusion_loss, load_checkpoint, main,
-                            read_metadata, save_checkpoint, train, training_batch)
+                            read_metadata, save_checkpoint, training_batch)
 
 SMALL = TrainConfig(channels=(32, 16, 16), batch_size=4, warmup_steps=1)
 
@@ -173,3 +173,37 @@ def test_old_checkpoints_load_with_the_settings_they_were_trained_with(tmp_path)
     old = load_checkpoint(tmp_path / "old.safetensors")
     assert (old.config.text_mixing, old.config.prediction, old.config.max_noise_weight) == ("none", "epsilon", 0.0)
     assert TrainConfig.from_dict(meta).text_mixing == TrainConfig().text_mixing  # not a checkpoint: today's defaults
+
+
+def test_the_package_keeps_its_names_and_its_command():
+    """sdcourse.train is a package of one-idea modules; the names notebooks, tests and benchmarks
+    import from it, and `python -m sdcourse.train`, keep working."""
+    import subprocess
+    import sys
+
+    import sdcourse.train as pkg
+
+    for name in ("TinySD", "TrainConfig", "Trainer", "TextEncoder", "diffusion_loss", "loss_weight", "training_batch",
+                 "training_step", "step_generator", "save_checkpoint", "load_checkpoint", "read_metadata",
+                 "load_shipped", "shipped_checkpoint_path", "train", "main", "LEGACY"):
+        assert hasattr(pkg, name), name
+    assert pkg.shipped_checkpoint_path().is_file()
+    done = subprocess.run([sys.executable, "-m", "sdcourse.train", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--cpu-minutes" in done.stdout, done.stderr
+
+
+def test_v_prediction_is_turned_into_noise_by_hand():
+    """With prediction="v" the UNet's output v becomes eps = sqrt(abar) v + sqrt(1 - abar) x_t, per image."""
+    torch.manual_seed(0)
+    model = TinySD(TrainConfig(channels=(32, 16, 16), prediction="v")).eval()
+    x = torch.randn(3, 27, 8, 8)
+    ctx = model.encode(["red circle top left"] * 3)
+    t = torch.tensor([990, 500, 10])
+    from sdcourse.time_embedding import sinusoidal_embedding
+
+    with torch.no_grad():
+        v = model.diffusion(x, ctx, sinusoidal_embedding(t, dim=32))
+        eps = model.predict_noise(x, ctx, t)
+    abar = model.schedule.alphas_cumprod[t].float()[:, None, None, None]  # (3,) -> (3, 1, 1, 1)
+    assert torch.allclose(eps, abar.sqrt() * v + (1 - abar).sqrt() * x, atol=1e-5)
+    assert (eps[0] - x[0]).abs().max() < 0.2 * (eps[2] - x[2]).abs().max()  # near pure noise eps is mostly x_t

@@ -1,0 +1,4 @@
+"""`python -m sdcourse.train ...`: see sdcourse.train.cli."""
+from .cli import main
+
+main()
