@@ -6,7 +6,12 @@ with a plain function call:
     render_time_embedding(t=500)                 # the 320-vector of t and its similarity to all s
     render_sequence(8, 8, 320, row=2, col=5)     # pixel (2, 5) of an 8x8 map is token 21
     ledger_html(trace(height=512, width=512))    # the shape ledger as an HTML table
+    render_ledger(trace(height=512, width=512))  # the same as a picture (for a notebook without a kernel)
     render_attention(maps, token=2, image=img)   # a cross-attention map over the sample
+    figure_to_png(fig)                           # any of them as deterministic PNG bytes
+
+Layers: the model and its tracing (`unet`, `blocks`, `shapes`, `record`) sit below this module,
+the widgets above it; nothing here imports a widget.
 """
 from __future__ import annotations
 
@@ -15,13 +20,13 @@ import io
 from typing import Optional, Sequence, Tuple
 
 import matplotlib
-
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .blocks import sequence_index, sequence_pixel  # noqa: F401  (render.sequence_pixel kept as a name)
 from .device import default_device
-from .record import AttentionMaps, normalize_maps
+from .record import AttentionMaps
 from .shapes import Ledger, format_bytes
 from .time_embedding import sinusoidal_embedding
 
@@ -35,11 +40,20 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def figure_to_png(fig: Figure, dpi: int = 100) -> bytes:
-    """A Figure -> PNG bytes (for an ipywidgets Image)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+def figure_to_png(fig, dpi: int = 100) -> bytes:
+    """A matplotlib figure -> PNG bytes, the same bytes on every run: no date or software metadata,
+    and reduced to a 256-colour palette (the time-embedding heatmap drops from ~360 KB to ~110 KB;
+    the course's figures use few colours, so nothing visible is lost). Used for the files in
+    figures/, for the widgets' pictures and for their static previews."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- time embedding
@@ -88,20 +102,6 @@ def render_time_embedding(t: int, dim: int = 320, t_max: int = 1000, device=None
 
 
 # --------------------------------------------------------------------------- image as a sequence
-def sequence_index(row: int, col: int, width: int) -> int:
-    """Pixel (row, col) of a map `width` pixels wide -> its token index after (B,C,H,W)->(B,H*W,C): row*width+col."""
-    if not 0 <= col < width or row < 0:
-        raise ValueError(f"sequence_index: pixel ({row}, {col}) is outside a map {width} pixels wide.")
-    return row * width + col
-
-
-def sequence_pixel(index: int, width: int) -> Tuple[int, int]:
-    """Token index -> pixel (row, col): (index // width, index % width)."""
-    if index < 0:
-        raise ValueError(f"sequence_pixel: token index must be >= 0, got {index}.")
-    return index // width, index % width
-
-
 def _check_grid(height: int, width: int, channels: int) -> None:
     for name, n in (("height", height), ("width", width), ("channels", channels)):
         if not isinstance(n, int) or n < 1:
@@ -129,7 +129,7 @@ def render_sequence(height: int = 8, width: int = 8, channels: int = 320, row: i
     if n <= 256:
         for r in range(height):
             for c in range(width):
-                left.text(c, r, str(r * width + c), ha="center", va="center", fontsize=8 if n <= 64 else 5,
+                left.text(c, r, str(sequence_index(r, c, width)), ha="center", va="center", fontsize=8 if n <= 64 else 5,
                           color="white" if (r, c) == (row, col) else "k", fontweight="bold" if (r, c) == (row, col) else None)
     left.set_title(f"feature map (B, {channels}, {height}, {width}): pixel (row {row}, col {col})", fontsize=9)
     left.set_xticks(range(width)) if width <= 16 else None
@@ -176,7 +176,7 @@ def ledger_html(ledger: Ledger) -> str:
             skip = f"<span style='color:#d62728'>pop {r.skip_channels}</span> &rarr; {r.stack}"
         else:
             skip = ""
-        rows.append([e(r.stage), e(r.layers), e(str(r.input)), e(str(r.output)), skip])
+        rows.append([e(r.stage), e(r.describe), e(str(r.input)), e(str(r.output)), skip])
     stages = _table(("stage", "layers", "input", "output", "skip stack (ch)"), rows)
 
     by_block = {}
@@ -203,6 +203,42 @@ def ledger_html(ledger: Ledger) -> str:
     return (f"<div style='font-size:12px;margin-bottom:4px'>{head}</div>"
             f"<div style='display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start'>"
             f"<div>{stages}</div><div>{attn}<p style='max-width:560px;font-size:12px;line-height:1.4;margin:6px 0'>{total}</p></div></div>")
+
+
+def render_ledger(ledger: Ledger) -> Figure:
+    """The ledger as a picture: the stages (left) and the attention blocks with their sequence
+    length and weight-matrix memory (right), as monospace text. What `ledger_html` shows, for places
+    that show no HTML widget (a notebook's preview on GitHub)."""
+    width = max(len(r.describe) for r in ledger.rows) + 1
+    stage_lines = [f"{'stage':<14} {'layers':<{width}} {'input':<20} {'output':<20} skip stack"]
+    for r in ledger.rows:
+        skip = f"{r.skip} {r.skip_channels} -> {r.stack}" if r.skip else ""
+        stage_lines.append(f"{r.stage:<14} {r.describe:<{width}} {str(r.input):<20} {str(r.output):<20} {skip}")
+    attention_lines = [f"{'block':<14} {'grid':<8} {'L=H*W':>7}  {'self':>9}  {'cross':>9}"]
+    by_block = {}
+    for a in ledger.attention:  # one line per block: its self- and cross-attention side by side
+        by_block.setdefault(a.name, {})[a.kind] = a
+    for name, pair in by_block.items():
+        first = next(iter(pair.values()))
+        memory = {k: format_bytes(pair[k].nbytes) if k in pair else "" for k in ("self", "cross")}
+        grid = f"{first.grid[0]}x{first.grid[1]}"
+        attention_lines.append(f"{name:<14} {grid:<8} {first.seq_len:>7,}  {memory['self']:>9}  {memory['cross']:>9}")
+    big = ledger.largest_attention
+    title = (f"image {ledger.height} x {ledger.width} px, batch {ledger.batch}: latent {ledger.height // 8} x "
+             f"{ledger.width // 8}; attention memory in {str(ledger.dtype).replace('torch.', '')}, largest "
+             f"{format_bytes(big.nbytes)} ({big.name}, {big.kind})")
+    size, char, line = 7.5, 0.6 * 7.5 / 72, 1.2 * 7.5 / 72  # font points; a character's width and a line's height in inches
+    left = max(len(t) for t in stage_lines) * char + 0.3
+    fig_w = left + max(len(t) for t in attention_lines) * char + 0.4
+    fig_h = (max(len(stage_lines), len(attention_lines)) + 2.5) * line + 0.1
+    fig = Figure(figsize=(fig_w, fig_h), dpi=100)
+    top = 1 - 0.05 / fig_h
+    fig.text(0.05 / fig_w, top, title, fontsize=size + 1, fontweight="bold", va="top", family="monospace")
+    body = top - 2 * line / fig_h
+    fig.text(0.05 / fig_w, body, "\n".join(stage_lines), fontsize=size, va="top", family="monospace", linespacing=1.2)
+    fig.text(left / fig_w, body, "\n".join(attention_lines), fontsize=size, va="top", family="monospace",
+             linespacing=1.2)
+    return fig
 
 
 # --------------------------------------------------------------------------- attention maps
@@ -262,23 +298,38 @@ def _token_label(maps: AttentionMaps, token: int, tokens: Optional[Sequence[str]
     return f"token {token}"
 
 
-def _overlay(ax, arr: np.ndarray, heat: torch.Tensor, alpha: float) -> None:
-    """Draw the map (upsampled bilinearly, rescaled to [0, 1]) over a grey copy of the image."""
+SCALE_LABELS = {"none": "share of attention, as recorded", "max": "map / its max", "minmax": "stretched: min 0, max 1",
+                "sum": "map / its sum"}
+
+
+def color_limits(heat: torch.Tensor, normalize: str, time_reduce: str = "mean") -> Tuple[float, float]:
+    """The colour scale of a map. Fixed at [0, 1] wherever the values are shares of attention (as
+    recorded and averaged over the calls: "none"), or scaled into [0, 1] ("max", "minmax"), so the
+    normalisation changes what you see: "none" shows how much of each pixel's attention the token
+    takes, "max" the map's shape with its floor, "minmax" the shape stretched from 0. Otherwise
+    (sums) [0, the map's max]."""
+    if normalize in ("max", "minmax") or (normalize == "none" and time_reduce == "mean"):
+        return 0.0, 1.0
+    return 0.0, max(float(heat.max()), 1e-12)
+
+
+def _overlay(ax, arr: np.ndarray, heat: torch.Tensor, alpha: float, limits: Tuple[float, float]) -> None:
+    """Draw the map (upsampled bilinearly) over a grey copy of the image, on the colour scale `limits`."""
     up = torch.nn.functional.interpolate(heat[None, None].float(), size=arr.shape[:2], mode="bilinear",
                                          align_corners=False)[0, 0]  # (rows, cols) -> (H, W)
-    up = normalize_maps(up[None], "minmax")[0].numpy()
     grey = arr @ np.array([0.299, 0.587, 0.114])  # (H, W, 3) -> (H, W): colours would fight the colour map
     ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
-    ax.imshow(up, cmap="magma", alpha=alpha, vmin=0, vmax=1)
+    ax.imshow(up.numpy(), cmap="magma", alpha=alpha, vmin=limits[0], vmax=limits[1])
 
 
 def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] = None, groups=None, factors=None,
-                     head: Optional[int] = None, timestep=None, time_reduce: str = "mean", normalize: str = "max",
+                     head: Optional[int] = None, timestep=None, time_reduce: str = "mean", normalize: str = "minmax",
                      query: Optional[Tuple[int, int]] = None, image=None, tokens: Optional[Sequence[str]] = None,
                      alpha: float = 0.6) -> Figure:
     """One attention map on its own grid; with `image`, also the sample and the map over it.
 
-    Arguments as in `attention_map`; `tokens` labels the context tokens; alpha is the overlay opacity.
+    Arguments as in `attention_map` (but normalize defaults to "minmax": the most contrast, see
+    `color_limits`); `tokens` labels the context tokens; alpha is the overlay opacity.
     """
     heat = attention_map(maps, token, block, groups, factors, head, timestep, time_reduce, normalize, query)
     where = block if block is not None else "mean of " + (
@@ -289,8 +340,11 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
     panels = 3 if image is not None else 1
     fig = _figure(8 if image is not None else 4, 3.1)
     axes = np.atleast_1d(fig.subplots(1, panels))
-    shown = axes[0].imshow(heat.numpy(), cmap="magma", interpolation="nearest")
-    fig.colorbar(shown, ax=axes[0], shrink=0.75).ax.tick_params(labelsize=7)
+    limits = color_limits(heat, normalize, time_reduce)
+    shown = axes[0].imshow(heat.numpy(), cmap="magma", interpolation="nearest", vmin=limits[0], vmax=limits[1])
+    bar = fig.colorbar(shown, ax=axes[0], shrink=0.75)
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label(SCALE_LABELS[normalize], fontsize=7)
     if maps.kind == "self":
         r, c = maps.to_grid(block, query if query is not None else maps.query)
         axes[0].plot([c], [r], marker="+", color="cyan", ms=12, mew=2)
@@ -300,8 +354,8 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
         arr = image_to_array(image)
         axes[1].imshow(arr, interpolation="nearest")
         axes[1].set_title("sample", fontsize=8)
-        _overlay(axes[2], arr, heat, alpha)
-        axes[2].set_title("map over the sample\n(rescaled to [0, 1])", fontsize=8)
+        _overlay(axes[2], arr, heat, alpha, limits)
+        axes[2].set_title("map over the sample\n(same colour scale)", fontsize=8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -310,7 +364,7 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
 
 def render_token_maps(maps: AttentionMaps, tokens: Optional[Sequence[int]] = None, labels: Optional[Sequence[str]] = None,
                       image=None, groups=None, factors=None, head: Optional[int] = None, timestep=None,
-                      time_reduce: str = "mean", normalize: str = "max", alpha: float = 0.6) -> Figure:
+                      time_reduce: str = "mean", normalize: str = "minmax", alpha: float = 0.6) -> Figure:
     """One panel per context token: its cross-attention map (averaged over the chosen blocks),
     over the sample image when given. tokens: indices (default: all labelled tokens, at most 8)."""
     if maps.kind != "cross":
@@ -331,10 +385,11 @@ def render_token_maps(maps: AttentionMaps, tokens: Optional[Sequence[int]] = Non
         axes[0].imshow(arr, interpolation="nearest")
         axes[0].set_title("sample", fontsize=8)
     for ax, tok, h in zip(axes[n - len(tokens):], tokens, heat):
+        limits = color_limits(h, normalize, time_reduce)
         if arr is not None:
-            _overlay(ax, arr, h, alpha)
+            _overlay(ax, arr, h, alpha, limits)
         else:
-            ax.imshow(h.numpy(), cmap="magma", interpolation="nearest")
+            ax.imshow(h.numpy(), cmap="magma", interpolation="nearest", vmin=limits[0], vmax=limits[1])
         label = labels[tok] if labels is not None and 0 <= tok < len(labels) else str(tok)
         ax.set_title(label, fontsize=8)
     for ax in axes:

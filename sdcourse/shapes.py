@@ -1,13 +1,17 @@
-"""Shape tracing on the `meta` device: every block's shapes, the skip stack and the attention
-sizes of the UNet at any image size, without memory and in well under a second.
+"""Shape tracing on the `meta` device: every step's layers and shapes, the skip stack and the
+attention sizes of the UNet at any image size, without memory and in well under a second.
 
 A tensor on the `meta` device has a shape and a dtype but no data, so a forward pass of the full
 SD v1 model costs nothing. Forward hooks on the course's own modules write down what flows by:
 
     ledger = trace(height=512, width=512)        # SD v1 by default; trace(UNetConfig.tiny(), 64, 64)
-    ledger.rows[0]         # LedgerRow(stage='encoders.0', layers='Conv2d', ...)
+    ledger.rows[1]         # LedgerRow(stage='encoders.0', layers=(Layer('conv', 'Conv 4→320'),), ...)
     ledger.attention[0]    # AttentionRow(name='down.1 (H/8)', kind='self', seq_len=4096, ...)
     print(ledger.text())   # a readable table
+
+This is the course's one tracer: the shape ledger widget (`sdcourse.render.ledger_html`) and the
+UNet diagram (`sdcourse.figures.unet_diagram`) both draw what it returns. It knows nothing about
+drawing.
 """
 from __future__ import annotations
 
@@ -20,11 +24,20 @@ import torch
 from torch import nn
 
 from .attention import CrossAttention
-from .record import attention_blocks
+from .blocks import attention_blocks, block_grid
 from .time_embedding import sinusoidal_embedding
 from .unet import Diffusion, UNET_AttentionBlock, UNET_ResidualBlock, UNetConfig, Upsample
 
 Shape = Tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of a stage, read from the module: kind "res", "attn", "down", "up", "conv" or
+    "other", and a short label such as "Res 320→640" or "Attn 8×40" (heads × width of a head)."""
+
+    kind: str
+    label: str
 
 
 @dataclass
@@ -32,17 +45,28 @@ class LedgerRow:
     """One stage of the forward pass.
 
     stage: module path ("encoders.3", "bottleneck", "decoders.0", "final", ...); layers: what is in it;
-    input/output: shapes; skip: "push" (encoders), "pop" (decoders) or ""; skip_channels: channels
-    of the pushed/popped tensor; stack: skip-stack depth after this stage.
+    input/output: shapes (a decoder's input is after the skip was concatenated); skip: "push"
+    (encoders), "pop" (decoders) or ""; skip_channels: channels of the pushed/popped tensor;
+    stack: skip-stack depth after this stage.
     """
 
     stage: str
-    layers: str
+    layers: Tuple[Layer, ...]
     input: Shape
     output: Shape
     skip: str = ""
     skip_channels: int = 0
     stack: int = 0
+
+    @property
+    def part(self) -> str:
+        """"encoders", "bottleneck", "decoders", "time_embedding" or "final"."""
+        return self.stage.split(".")[0]
+
+    @property
+    def describe(self) -> str:
+        """The layers as one line: "Res 320→320 + Attn 8×40"."""
+        return " + ".join(layer.label for layer in self.layers)
 
 
 @dataclass
@@ -88,18 +112,17 @@ class Ledger:
         return (f"Ledger({self.height}x{self.width} px, batch {self.batch}: {len(self.rows)} stages, "
                 f"{len(self.attention)} attention modules, largest attention {format_bytes(self.largest_attention.nbytes)})")
 
-    def _repr_html_(self) -> str:
-        from .render import ledger_html  # late import: render imports this module
-
-        return ledger_html(self)
+    def stages(self, part: str) -> List[LedgerRow]:
+        """The rows of one part: "encoders", "bottleneck" or "decoders", in forward order."""
+        return [r for r in self.rows if r.part == part]
 
     def text(self) -> str:
         """A plain-text table (for print)."""
         lines = [f"image {self.height}x{self.width}, batch {self.batch}, latent {self.height // 8}x{self.width // 8}"]
-        lines.append(f"{'stage':<12} {'layers':<26} {'input':<22} {'output':<22} skip")
+        lines.append(f"{'stage':<14} {'layers':<36} {'input':<22} {'output':<22} skip")
         for r in self.rows:
             skip = f"{r.skip} {r.skip_channels} ch (stack {r.stack})" if r.skip else ""
-            lines.append(f"{r.stage:<12} {r.layers:<26} {str(r.input):<22} {str(r.output):<22} {skip}")
+            lines.append(f"{r.stage:<14} {r.describe:<36} {str(r.input):<22} {str(r.output):<22} {skip}")
         return "\n".join(lines)
 
 
@@ -118,20 +141,20 @@ def _meta_model(config: UNetConfig) -> Diffusion:
         return Diffusion(config)
 
 
-def _describe(stage: nn.Module) -> str:
-    parts = []
-    for layer in stage:
-        if isinstance(layer, UNET_ResidualBlock):
-            parts.append("Res")
-        elif isinstance(layer, UNET_AttentionBlock):
-            parts.append("Attn")
-        elif isinstance(layer, Upsample):
-            parts.append("Upsample")
-        elif isinstance(layer, nn.Conv2d):
-            parts.append("Conv2d/2" if layer.stride == (2, 2) else "Conv2d")
-        else:
-            parts.append(type(layer).__name__)
-    return " + ".join(parts)
+def describe_layer(layer: nn.Module) -> Layer:
+    """A module of a SwitchSequential -> its kind and a short label, read from the module itself."""
+    if isinstance(layer, UNET_ResidualBlock):
+        return Layer("res", f"Res {layer.in_channels}→{layer.out_channels}")
+    if isinstance(layer, UNET_AttentionBlock):
+        heads = layer.attention_1.n_heads
+        return Layer("attn", f"Attn {heads}×{layer.channels // heads}")
+    if isinstance(layer, Upsample):
+        return Layer("up", "Up ×2")
+    if isinstance(layer, nn.Conv2d):
+        if layer.stride == (2, 2):
+            return Layer("down", "Down /2")
+        return Layer("conv", f"Conv {layer.in_channels}→{layer.out_channels}")
+    raise ValueError(f"describe_layer: no label for {type(layer).__name__}; add one when the UNet gains a new layer type.")
 
 
 def check_image_size(height: int, width: int, limit: int = 1024) -> None:
@@ -197,25 +220,20 @@ def _trace(config: UNetConfig, height: int, width: int, batch: int, n_tokens: in
         def hook(module, args, output):
             q = args[0]  # (B, L, C)
             keys = args[1].shape[1] if isinstance(module, CrossAttention) else q.shape[1]
-            rows, cols = ledger_grid(q.shape[1])
+            rows, cols = block_grid(q.shape[1], (height // 8, width // 8), info.factor)
             matrix = (q.shape[0], module.n_heads, q.shape[1], keys)
             n = matrix[0] * matrix[1] * matrix[2] * matrix[3]
             ledger.attention.append(AttentionRow(info.name, info.kind, (rows, cols), q.shape[1], keys,
                                                  module.n_heads, matrix, n * itemsize))
         return hook
 
-    def ledger_grid(length):
-        h, w = height // 8, width // 8
-        s = round((h * w / length) ** 0.5)
-        return h // s, w // s
-
     unet = model.unet
     stages = [(f"encoders.{i}", m, "push") for i, m in enumerate(unet.encoders)]
     stages += [("bottleneck", unet.bottleneck, "")]
     stages += [(f"decoders.{i}", m, "pop") for i, m in enumerate(unet.decoders)]
-    layers = {name: _describe(m) for name, m, _ in stages}
-    layers["time_embedding"] = "Linear + SiLU + Linear"
-    layers["final"] = "GroupNorm + SiLU + Conv2d"
+    layers = {name: tuple(describe_layer(layer) for layer in m) for name, m, _ in stages}
+    layers["time_embedding"] = (Layer("other", "Linear + SiLU + Linear"),)
+    layers["final"] = (Layer("other", "GroupNorm + SiLU + Conv2d"),)
     try:
         handles.append(model.time_embedding.register_forward_hook(stage_hook("time_embedding", "")))
         for name, m, kind in stages:

@@ -1,10 +1,14 @@
 """Thin ipywidgets wrappers around `sdcourse.render`: controls on top, a picture below.
 
-Each function returns one widget (a VBox); show it by leaving it as the cell's last value.
-Only core widgets are used (sliders, dropdowns, checkboxes, HTML, Image), so they work with
-ipywidgets 7.7 (Colab) and 8.x without ipympl or any JavaScript from the internet. Every change
-of a control recomputes the picture with a pure render function and swaps it into an Image (PNG)
-or HTML widget.
+Each function returns one widget (a `WidgetWithPreview`, a VBox); show it by leaving it as the
+cell's last value. Only core widgets are used (sliders, dropdowns, checkboxes, HTML, Image), so
+they work with ipywidgets 7.7 (Colab) and 8.x without ipympl or any JavaScript from the internet.
+Every change of a control recomputes the picture with a pure render function and swaps it into
+an Image (PNG) or HTML widget.
+
+Where no kernel runs (GitHub's and nbviewer's previews, Colab before "Run"), a widget's live view
+cannot be drawn: the saved output then shows its fallback. Ours carries a PNG of the widget's
+picture as it was displayed, and one line of text, instead of `VBox(children=...)`.
 
     time_embedding_view()                  # 01: a timestep slider, the 320-vector, similarities
     sequence_view(8, 8, 320)               # 04: pixel (row, col) <-> token index
@@ -13,17 +17,68 @@ or HTML widget.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import base64
+from typing import Callable, Optional, Sequence
 
 import ipywidgets as W
 import torch
 
 from . import render
-from .record import NORMALIZATIONS, AttentionMaps, AttentionRecorder
+from .blocks import sequence_index, sequence_pixel
+from .record import AttentionMaps, AttentionRecorder
 from .shapes import trace
 from .unet import UNetConfig
 
 _ALL = "(all)"  # the dropdown value meaning "no choice: mean/aggregate"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _display_as_ipywidgets7(widget: "WidgetWithPreview", **kwargs) -> None:
+    """What ipywidgets 7's `Widget._ipython_display_` does (display the view's mimetype raw, then run
+    the display callbacks), with the static fallback added to the bundle."""
+    from IPython.display import display
+
+    data = widget.fallback()
+    if widget._view_name is not None:
+        data[WIDGET_VIEW] = {"version_major": 2, "version_minor": 0, "model_id": widget._model_id}
+    display(data, raw=True)
+    if widget._view_name is not None:
+        widget._handle_displayed(**kwargs)
+
+
+class WidgetWithPreview(W.VBox):
+    """A VBox whose display carries, beside the live widget view, a static PNG of its picture and
+    one line of text.
+
+    preview: returns the PNG bytes of what the widget shows now (called when it is displayed).
+    summary: the text/plain line (what a text-only viewer prints).
+
+    A front end with a widget manager (JupyterLab, Notebook, Colab) draws the live view, which
+    ranks first; one without (GitHub, nbviewer, a notebook opened without its kernel) picks the
+    PNG. ipywidgets 8 asks `_repr_mimebundle_`; ipywidgets 7 (Colab ships 7.7.1) displays a
+    widget through `_ipython_display_`, which IPython consults before any _repr_ method, so under
+    7 that one is replaced too. Both give the same bundle.
+    """
+
+    def __init__(self, children, preview: Callable[[], bytes], summary: str, **kwargs):
+        super().__init__(children, **kwargs)
+        self._preview = preview
+        self._summary = summary
+
+    def fallback(self) -> dict:
+        """{"image/png": base64 text, "text/plain": the summary}: what a viewer without a kernel shows."""
+        return {"image/png": base64.b64encode(self._preview()).decode("ascii"), "text/plain": self._summary}
+
+    def _repr_mimebundle_(self, **kwargs):
+        live = getattr(super(), "_repr_mimebundle_", None)  # ipywidgets 8; under 7 only a closed widget gets here
+        return {**((live(**kwargs) if live is not None else None) or {}), **self.fallback()}
+
+    if hasattr(W.Widget, "_ipython_display_"):  # ipywidgets 7
+        _ipython_display_ = _display_as_ipywidgets7
+
+
+def _summary(call: str, shows: str) -> str:
+    return f"{call}: a live widget ({shows}). Run the notebook to move its controls; the picture is its first view."
 
 
 def _image(fig) -> W.Image:
@@ -50,7 +105,7 @@ def _dropdown(description: str, options, value=None, width: str = "420px") -> W.
 
 
 # --------------------------------------------------------------------------- 01: time embedding
-def time_embedding_view(dim: int = 320, t_max: int = 1000, t: int = 500) -> W.VBox:
+def time_embedding_view(dim: int = 320, t_max: int = 1000, t: int = 500) -> WidgetWithPreview:
     """A timestep slider; below, the dim-vector of sinusoidal_embedding(t) and its cosine
     similarity to every other timestep (computed on sdcourse.default_device())."""
     if not isinstance(dim, int) or dim <= 0 or dim % 2:
@@ -64,11 +119,12 @@ def time_embedding_view(dim: int = 320, t_max: int = 1000, t: int = 500) -> W.VB
         _set_image(picture, render.render_time_embedding(slider.value, dim, t_max))
 
     slider.observe(redraw, names="value")
-    return W.VBox([slider, picture])
+    return WidgetWithPreview([slider, picture], lambda: picture.value,
+                             _summary("time_embedding_view", "a timestep slider and the embedding of t"))
 
 
 # --------------------------------------------------------------------------- 04: image as a sequence
-def sequence_view(height: int = 8, width: int = 8, channels: int = 320) -> W.VBox:
+def sequence_view(height: int = 8, width: int = 8, channels: int = 320) -> WidgetWithPreview:
     """Pick a pixel (row, col) of a (B, channels, height, width) map and see its token index in
     the (B, height*width, channels) sequence, or pick the token and see the pixel."""
     render._check_grid(height, width, channels)
@@ -88,7 +144,7 @@ def sequence_view(height: int = 8, width: int = 8, channels: int = 320) -> W.VBo
         if busy["now"]:
             return
         busy["now"] = True
-        token.value = render.sequence_index(row.value, col.value, width)
+        token.value = sequence_index(row.value, col.value, width)
         busy["now"] = False
         show()
 
@@ -96,7 +152,7 @@ def sequence_view(height: int = 8, width: int = 8, channels: int = 320) -> W.VBo
         if busy["now"]:
             return
         busy["now"] = True
-        row.value, col.value = render.sequence_pixel(token.value, width)
+        row.value, col.value = sequence_pixel(token.value, width)
         busy["now"] = False
         show()
 
@@ -104,11 +160,13 @@ def sequence_view(height: int = 8, width: int = 8, channels: int = 320) -> W.VBo
     col.observe(from_pixel, names="value")
     token.observe(from_token, names="value")
     show()
-    return W.VBox([W.HBox([W.VBox([row, col]), W.VBox([token, text])]), picture])
+    return WidgetWithPreview([W.HBox([W.VBox([row, col]), W.VBox([token, text])]), picture], lambda: picture.value,
+                             _summary("sequence_view", "pixel (row, col) <-> token index"))
 
 
 # --------------------------------------------------------------------------- 05: shape ledger
-def shape_ledger(config: Optional[UNetConfig] = None, height: int = 512, width: int = 512, batch: int = 1) -> W.VBox:
+def shape_ledger(config: Optional[UNetConfig] = None, height: int = 512, width: int = 512,
+                 batch: int = 1) -> WidgetWithPreview:
     """Image height/width (multiples of 64 up to 1024), batch and dtype -> the shape ledger of
     Diffusion(config) traced on the meta device: every stage's shapes, the skip stack, and each
     attention block's sequence length and weight-matrix memory."""
@@ -121,16 +179,27 @@ def shape_ledger(config: Optional[UNetConfig] = None, height: int = 512, width: 
     dtype = _dropdown("dtype", [("float32", torch.float32), ("float16", torch.float16)], torch.float32, "360px")
     table = W.HTML()
 
+    def ledger():
+        return trace(config, h.value, w.value, b.value, dtype=dtype.value)
+
     def redraw(change=None):
-        table.value = render.ledger_html(trace(config, h.value, w.value, b.value, dtype=dtype.value))
+        table.value = render.ledger_html(ledger())
+
+    def preview() -> bytes:  # the table as a picture, drawn only when the widget is displayed
+        return render.figure_to_png(render.render_ledger(ledger()))
 
     for control in (h, w, b, dtype):
         control.observe(redraw, names="value")
     redraw()
-    return W.VBox([W.HBox([W.VBox([h, w]), W.VBox([b, dtype])]), table])
+    return WidgetWithPreview([W.HBox([W.VBox([h, w]), W.VBox([b, dtype])]), table], preview,
+                             _summary("shape_ledger", "image size, batch and dtype -> every stage's shapes"))
 
 
 # --------------------------------------------------------------------------- 04/07/08: attention
+# the colour scale choices: each one looks different (render.color_limits); "sum" would only relabel "max"
+NORMALISE_OPTIONS = [("shares as recorded (0..1)", "none"), ("map / its max", "max"), ("stretched min..max", "minmax")]
+
+
 def _as_maps(source) -> AttentionMaps:
     if isinstance(source, AttentionRecorder):
         return source.maps
@@ -144,7 +213,7 @@ def _as_maps(source) -> AttentionMaps:
     )
 
 
-def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[str]] = None) -> W.VBox:
+def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[str]] = None) -> WidgetWithPreview:
     """Explore recorded attention.
 
     recorder_or_maps: an AttentionRecorder (after recording), its AttentionMaps, or plain weights
@@ -153,8 +222,10 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
     tokens: labels of the context tokens, e.g. ["<start>", "a", "red", "circle", "<end>"].
 
     Controls: block (one, or the mean of the chosen resolutions), head (or mean over heads),
-    token (cross) or query pixel (self), timestep (when recorded per timestep) or all, how the
-    timesteps are combined (mean/sum) and the normalisation of the map.
+    token (cross) or query pixel (self), timestep (when recorded per timestep) or all, and the
+    normalisation of the map, on a fixed colour scale so that each choice shows differently (see
+    `render.color_limits`). Every control changes the picture; the recorded calls are averaged
+    (a sum over the timesteps would only rescale the colour bar, so there is no control for it).
     """
     maps = _as_maps(recorder_or_maps)
     names = maps.names()
@@ -179,21 +250,20 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
         if maps.query is None:
             controls["row"] = _slider("query row", h // 2, 0, h - 1)
             controls["col"] = _slider("query col", w // 2, 0, w - 1)
-    head_options = [("mean over heads", _ALL)]
-    if maps.heads == "all":
-        head_options += [(f"head {i}", i) for i in range(maps.n_heads)]
-    controls["head"] = _dropdown("head", head_options, width="300px")
-    time_options = [("all (aggregate)", _ALL)] + ([(f"t = {t}", t) for t in maps.timesteps] if maps.per_timestep else [])
-    controls["timestep"] = _dropdown("timestep", time_options, width="300px")
-    controls["time_reduce"] = _dropdown("over time", [("mean of the steps", "mean"), ("sum of the steps", "sum")],
-                                        "mean", width="300px")
-    controls["normalize"] = _dropdown("normalise", [(f"map / {n}" if n in ("max", "sum") else n, n) for n in NORMALIZATIONS],
-                                      "max", width="300px")
+    if maps.heads == "all":  # heads averaged while recording: nothing to choose
+        head_options = [("mean over heads", _ALL)] + [(f"head {i}", i) for i in range(maps.n_heads)]
+        controls["head"] = _dropdown("head", head_options, width="300px")
+    # the timesteps that hold maps (a `timesteps=` filter records fewer than were seen), in the order seen
+    kept = [t for t in dict.fromkeys(maps.timesteps) if any((n, t) in maps.sums for n in names)]
+    time_options = [("all (aggregate)", _ALL)] + ([(f"t = {t}", t) for t in kept] if maps.per_timestep else [])
+    if len(time_options) > 1:  # one choice is no control
+        controls["timestep"] = _dropdown("timestep", time_options, width="300px")
+    controls["normalize"] = _dropdown("colour scale", NORMALISE_OPTIONS, "minmax", width="300px")  # most contrast
     status = W.HTML()
     picture = W.Image(format="png")
 
     def arguments():
-        kw = {k: controls[k].value for k in ("block", "head", "timestep", "time_reduce", "normalize")}
+        kw = {k: controls[k].value for k in ("block", "head", "timestep", "normalize") if k in controls}
         kw = {k: (None if v == _ALL else v) for k, v in kw.items()}
         if maps.kind == "cross":
             kw["token"] = controls["token"].value
@@ -204,6 +274,8 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
         return kw
 
     def redraw(change=None):
+        for box in factor_boxes:  # the resolutions choose blocks only for the mean
+            box.disabled = controls["block"].value != _ALL
         try:
             fig = render.render_attention(maps, image=image, tokens=labels, **arguments())
         except ValueError as err:  # e.g. no resolution ticked: say so instead of failing silently
@@ -220,5 +292,6 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
         label = W.HTML("<div style='text-align:right;padding-right:10px'>resolutions</div>", layout=W.Layout(width="118px"))
         left.append(W.HBox([label] + factor_boxes))
     left += [controls[k] for k in ("token", "row", "col") if k in controls]
-    right = [controls[k] for k in ("head", "timestep", "time_reduce", "normalize")]
-    return W.VBox([W.HBox([W.VBox(left), W.VBox(right)]), status, picture])
+    right = [controls[k] for k in ("head", "timestep", "normalize") if k in controls]
+    return WidgetWithPreview([W.HBox([W.VBox(left), W.VBox(right)]), status, picture], lambda: picture.value,
+                             _summary("attention_explorer", f"recorded {maps.kind}-attention, block by block"))

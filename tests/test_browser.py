@@ -6,8 +6,9 @@ A widget none of them calls yet goes into a small notebook written by this test.
 the test checks that it is a live view (widget DOM, not the "VBox(children=...)" text fallback or
 "Loading widget..."), moves a control and waits until the picture (Image src or HTML) changed.
 
-Needs /usr/bin/chromium (`apt-get install chromium`); never downloads a browser. Skipped when it is
-missing, unless SDCOURSE_REQUIRE_BROWSER=1 (CI), then it fails. Screenshots (widget_<kind>.png) go
+Needs /usr/bin/chromium (`apt-get install chromium`) and the playwright package; never downloads a
+browser. Skipped when either is missing, unless SDCOURSE_REQUIRE_BROWSER=1 (set by .ci/run), then it
+fails: in CI a missing browser must not pass as a skip. Screenshots (widget_<kind>.png) go
 to $SDCOURSE_SCREENSHOTS (e.g. figures/) or to pytest's tmp dir. SDCOURSE_BROWSER_OWN=1 shows all
 four widgets in the test's own notebook instead (with the tiny model trained in notebook 07: the
 shipped checkpoint or $SDCOURSE_TINY_CHECKPOINT, when there is one).
@@ -26,13 +27,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 COURSE_NOTEBOOKS = ("01_time_embedding", "04_image_as_sequence", "05_unet")
+NOTEBOOK_DIRS = (ROOT / "notebooks" / "solutions", ROOT / "notebooks")  # the first that holds a notebook wins
 TIMEOUT_MS = 120_000  # per wait; the whole test takes ~30-60 s on an idle 2-core machine
 
 # kind -> (the call that makes it, the control to move: (slider|dropdown, description) or None = the first one)
@@ -121,12 +122,14 @@ def _notebooks(folder: Path) -> dict:
     """name -> plan: copies of the course notebooks with widgets, plus our own for the widgets they lack."""
     plans = {}
     if os.environ.get("SDCOURSE_BROWSER_OWN") != "1":
+        source = next((d for d in NOTEBOOK_DIRS if any((d / f"{stem}.ipynb").exists() for stem in COURSE_NOTEBOOKS)),
+                      NOTEBOOK_DIRS[0])
         for stem in COURSE_NOTEBOOKS:
-            path = ROOT / "notebooks" / f"{stem}.ipynb"
+            path = source / f"{stem}.ipynb"
             if path.exists() and _plan(path):
                 plans[path.name] = _plan(path)
         if plans:
-            for item in (ROOT / "notebooks").iterdir():  # notebooks may read files beside them
+            for item in source.iterdir():  # notebooks may read files beside them
                 if item.is_dir():
                     shutil.copytree(item, folder / item.name, dirs_exist_ok=True)
                 elif item.name in plans:
@@ -141,14 +144,29 @@ def _notebooks(folder: Path) -> dict:
     return plans
 
 
+def _missing() -> str:
+    """Why the browser test cannot run here ("" when it can)."""
+    if not CHROMIUM.exists():
+        return "Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install playwright; no browser download needed)"
+    return ""
+
+
+def _skip_or_fail(reason: str) -> None:
+    """Skip on a developer's machine; fail where SDCOURSE_REQUIRE_BROWSER=1 (CI) says the test must run."""
+    if os.environ.get("SDCOURSE_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + "; SDCOURSE_REQUIRE_BROWSER=1 requires the browser test to run")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def chromium_path():
-    if not CHROMIUM.exists():
-        reason = "Debian chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)"
-        if os.environ.get("SDCOURSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason + "; SDCOURSE_REQUIRE_BROWSER=1 requires the browser test to run")
-        pytest.skip(reason)
-    pytest.importorskip("playwright.sync_api")
+    reason = _missing()
+    if reason:
+        _skip_or_fail(reason)
     return str(CHROMIUM)
 
 
@@ -330,6 +348,23 @@ def _trim(path: Path, margin: int = 8) -> None:
         rgb.crop((0, 0, min(rgb.width, box[2] + margin), min(rgb.height, box[3] + margin))).save(path)
 
 
+def test_a_missing_browser_skips_here_and_fails_in_ci(monkeypatch):
+    """Without chromium or playwright the browser test skips on a laptop, and fails under .ci/run."""
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", Path(sys.executable))  # a file that exists
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # `import playwright.sync_api` raises ImportError
+    assert "playwright" in _missing()
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", ROOT / "no" / "chromium")
+    assert "chromium" in _missing()
+    monkeypatch.setenv("SDCOURSE_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="SDCOURSE_REQUIRE_BROWSER=1"):
+        _skip_or_fail(_missing())
+    monkeypatch.delenv("SDCOURSE_REQUIRE_BROWSER")
+    with pytest.raises(pytest.skip.Exception):
+        _skip_or_fail(_missing())
+    assert "SDCOURSE_REQUIRE_BROWSER=1" in (ROOT / ".ci" / "run").read_text()  # CI asks for it
+
+
+@pytest.mark.browser
 def test_widgets_live_in_jupyterlab(lab, browser, shots):
     url, folder = lab
     start = time.monotonic()

@@ -1,5 +1,6 @@
 """AttentionRecorder: the maps it keeps equal softmax(QK^T/sqrt(d)) computed by hand, memory stays
 bounded, observers come back after errors, and the CFG batch order is enforced."""
+import copy
 import math
 
 import pytest
@@ -7,6 +8,8 @@ import torch
 
 from sdcourse import CrossAttention, Diffusion, SelfAttention, UNetConfig, sinusoidal_embedding
 from sdcourse.record import AttentionMaps, AttentionRecorder, attention_blocks, decode_timestep, normalize_maps
+from sdcourse.sampling import sample
+from sdcourse.schedule import NoiseSchedule
 
 CFG = UNetConfig.tiny()
 TOKENS = 5
@@ -252,11 +255,45 @@ def test_selection_and_limits(model):
         rec.maps.get("mid (H/64)", head=0)  # heads were averaged while recording
 
 
-def test_decode_timestep_reads_t_back():
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_decode_timestep_is_exact_in_every_dtype(dtype):
+    """The embedding cast to the model's dtype (as sampling and the pipeline do) still gives t exactly:
+    in float16 an atan2 of the slowest frequency alone reads 981 as 980.72."""
     for dim in (320, 32):
-        for t in range(0, 1000, 37):
-            assert decode_timestep(sinusoidal_embedding(t, dim)) == t
-    assert decode_timestep(torch.randn(1, 1280)) is None
+        for t in range(0, 1000):
+            assert decode_timestep(sinusoidal_embedding(t, dim).to(dtype)) == t, (dim, t)
+    assert decode_timestep(sinusoidal_embedding(torch.tensor([981, 500])).to(dtype)) == 981  # the first row
+    assert decode_timestep(torch.randn(1, 1280).to(dtype)) is None  # no sinusoidal embedding at all
+    assert decode_timestep(torch.randn(1, 1280, device="meta")) is None
+    assert abs(decode_timestep(sinusoidal_embedding(500.5)) - 500.5) < 0.1  # between whole numbers: the rough reading
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_a_timesteps_filter_matches_in_every_dtype(dtype):
+    """A model run in float16/bfloat16 gets a time input in that dtype: the tags and the filter still hold."""
+    torch.manual_seed(0)
+    half_model = Diffusion(CFG).eval().to(dtype)
+    latent, context = (x.to(dtype) for x in inputs(batch=1, h=8, w=8))
+    steps = [981, 961, 941, 500]
+    with torch.no_grad(), AttentionRecorder(half_model, per_timestep=True, timesteps=[981, 500]) as rec:
+        for t in steps:
+            half_model(latent, context, time(t).to(dtype))
+    assert rec.maps.timesteps == steps
+    assert {t for _, t in rec.maps.sums} == {981, 500}
+    assert rec.maps.get("mid (H/64)", timestep=981).shape == (1, TOKENS)  # an 8x8 latent: a 1x1 grid at H/64
+
+
+def test_timestep_tags_are_plain_numbers(model):
+    latent, context = inputs(batch=1, h=8, w=8)
+    with AttentionRecorder(model, per_timestep=True, timesteps=torch.tensor([20])) as rec:
+        rec.timestep = torch.tensor(20)  # a tensor tag is the number 20
+        model(latent, context, time(999))
+    assert rec.maps.timesteps == [20] and {t for _, t in rec.maps.sums} == {20}
+    with pytest.raises(ValueError, match="one number"):
+        rec.timestep = torch.tensor([1, 2])
 
 
 def test_from_weights_and_normalize():
@@ -275,19 +312,20 @@ def test_from_weights_and_normalize():
         AttentionMaps.from_weights(torch.rand(5))
 
 
-def test_recording_a_guided_sampling_run(model):
-    sampling = pytest.importorskip("sdcourse.sampling")
-    schedule = pytest.importorskip("sdcourse.schedule")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_recording_a_guided_sampling_run(model, dtype):
+    """`sample` casts the time embedding to the model's dtype: every step is still tagged with its t."""
+    run = copy.deepcopy(model).to(dtype)
     _, context = inputs(batch=1)
-    uncond = torch.zeros(1, TOKENS, CFG.d_context)
-    with AttentionRecorder(model, kind="cross", cfg=True, per_timestep=True, uncond_context=uncond) as rec:
-        sampling.sample(model, context, uncond, shape=(1, CFG.in_channels, 8, 8), schedule=schedule.NoiseSchedule.sd_v1(),
-                        num_inference_steps=4, guidance_scale=5.0, progress=False,
-                        generator=torch.Generator().manual_seed(0))
-    expected = schedule.NoiseSchedule.sd_v1().inference_timesteps(4, "leading", 1).tolist()
+    uncond = torch.zeros(1, TOKENS, CFG.d_context, dtype=dtype)
+    expected = NoiseSchedule.sd_v1().inference_timesteps(4, "leading", 1).tolist()
+    with AttentionRecorder(run, kind="cross", cfg=True, per_timestep=True, uncond_context=uncond,
+                           timesteps=expected[1:]) as rec:
+        sample(run, context.to(dtype), uncond, shape=(1, CFG.in_channels, 8, 8), schedule=NoiseSchedule.sd_v1(),
+               num_inference_steps=4, guidance_scale=5.0, progress=False, generator=torch.Generator().manual_seed(0))
     assert rec.maps.timesteps == expected  # read back from the time input, one tag per step
-    assert {t for _, t in rec.maps.sums} == set(expected)
-    assert rec.maps.n_tensors() == 16 * 4
+    assert {t for _, t in rec.maps.sums} == set(expected[1:])  # the filter kept the last three steps
+    assert rec.maps.n_tensors() == 16 * 3
 
 
 def test_memory_at_a_64x64_latent_is_what_was_asked(model):

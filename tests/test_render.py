@@ -33,7 +33,9 @@ def test_render_time_embedding_is_a_figure():
     fig = render.render_time_embedding(250)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     assert "t=250" in fig.axes[0].get_title()
-    assert len(render.figure_to_png(fig)) > 1000
+    png = render.figure_to_png(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert render.figure_to_png(render.render_time_embedding(250)) == png  # the same bytes every time
     with pytest.raises(ValueError, match="t must be"):
         render.time_embedding_data(1000)
 
@@ -72,6 +74,15 @@ def test_ledger_html_lists_every_stage_and_attention_block():
     assert page.count("push ") == 12 and page.count("pop ") == 12
     assert "8x1280x1280" in page  # self-attention at H/8: L = 32*40 = 1280
     assert "8x1280x77" in page and "100.0 MiB" in page  # 2 * 8 * 1280^2 * 4 bytes
+    assert "Res 320→320 + Attn 8×40" in page  # the layers of encoders.1, read from the modules
+
+
+def test_ledger_picture_shows_the_same_rows():
+    ledger = trace(height=256, width=320, batch=2)
+    fig = render.render_ledger(ledger)
+    text = "\n".join(t.get_text() for t in fig.texts)
+    assert text.count("push ") == 12 and text.count("pop ") == 12
+    assert "(2, 2560, 4, 5)" in text and "100.0 MiB" in text and "32x40" in text
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +111,7 @@ def test_render_attention_and_token_maps(cross_maps):
     fig = render.render_attention(cross_maps, token=1, block="fine", image=image)
     assert isinstance(fig, Figure) and len(fig.axes) == 4  # map + colorbar, sample, overlay
     assert [ax.get_title().split("\n")[0] for ax in fig.axes[1:]] == ["sample", "map over the sample", ""]
+    assert [im.get_clim() for im in fig.axes[0].images + fig.axes[2].images[1:]] == [(0.0, 1.0)] * 2  # one scale
     assert "'dog'" in fig.axes[0].get_title()
     fig = render.render_token_maps(cross_maps, image=image)
     assert [ax.get_title() for ax in fig.axes] == ["sample", "<s>", "dog", "<e>"]
@@ -129,3 +141,17 @@ def test_image_to_array():
     assert render.image_to_array(pil).shape == (4, 5, 3)
     with pytest.raises(ValueError, match="image"):
         render.image_to_array(torch.rand(5, 4, 4))
+
+
+def test_each_normalisation_looks_different(cross_maps):
+    """The colour scale is fixed where the values are shares, so "none", "max" and "minmax" draw different
+    colours (with a colour scale per map they would all look alike: each is the same map rescaled)."""
+    def colours(normalize):
+        fig = render.render_attention(cross_maps, token=1, block="fine", normalize=normalize)
+        image = fig.axes[0].images[0]
+        return image.to_rgba(image.get_array(), bytes=True).tobytes()
+    drawn = {n: colours(n) for n in ("none", "max", "minmax")}
+    assert len(set(drawn.values())) == 3
+    heat = render.attention_map(cross_maps, token=1, block="fine", normalize="none")
+    assert render.color_limits(heat, "none") == (0.0, 1.0)
+    assert render.color_limits(heat, "sum") == (0.0, pytest.approx(heat.max().item()))

@@ -1,6 +1,4 @@
 """The meta-device shape ledger agrees with a real forward and with the SD v1 facts."""
-import time
-
 import pytest
 import torch
 
@@ -66,7 +64,12 @@ def test_sd_v1_skip_stack_and_attention_sizes():
     assert [a.seq_len for a in mid] == [64, 64]  # 8 x 8 bottleneck
     assert len(ledger.attention) == 32
     assert repr(ledger) == "Ledger(512x512 px, batch 1: 27 stages, 32 attention modules, largest attention 512.0 MiB)"
-    assert ledger._repr_html_().count("push ") == 12  # a notebook shows the HTML table
+    # each stage's layers, read from the modules (the UNet diagram draws these labels)
+    rows = {r.stage: r for r in ledger.rows}
+    assert rows["encoders.1"].describe == "Res 320→320 + Attn 8×40"
+    assert [layer.kind for layer in rows["decoders.5"].layers] == ["res", "attn", "up"]
+    assert rows["encoders.3"].layers[0].label == "Down /2"
+    assert [r.stage for r in ledger.stages("decoders")] == [f"decoders.{i}" for i in range(12)]
 
 
 def test_dtype_batch_and_aspect():
@@ -77,12 +80,11 @@ def test_dtype_batch_and_aspect():
     assert [a for a in half.attention if a.name.startswith("mid")][0].grid == (10, 6)
 
 
-def test_any_size_is_instant():
-    trace(height=64, width=64)  # the first trace warms the meta kernels up
-    start = time.perf_counter()
+def test_the_largest_size_traces():
+    """Speed is measured in benchmarks/, not here: this only checks the largest image is traced right."""
     ledger = trace(height=1024, width=960, batch=4)
-    assert time.perf_counter() - start < 20  # generous: the machine is shared; typically ~1 s
     assert ledger.largest_attention.seq_len == 128 * 120
+    assert ledger.largest_attention.matrix == (4, 8, 128 * 120, 128 * 120)
 
 
 def test_bad_sizes_say_how_to_fix():
@@ -100,3 +102,11 @@ def test_format_bytes():
     assert format_bytes(1536) == "1.5 KiB"
     assert format_bytes(512 * 2 ** 20) == "512.0 MiB"
     assert format_bytes(3 * 2 ** 30) == "3.0 GiB"
+
+
+def test_attention_grids_follow_the_rounding_of_odd_sides():
+    """At 576x448 px the latent is 72x56: halving three times gives 36x28, 18x14, 9x7 (the grid of each block)."""
+    ledger = trace(height=576, width=448)
+    grids = {a.name: a.grid for a in ledger.attention}
+    assert grids["down.1 (H/8)"] == (72, 56) and grids["down.4 (H/16)"] == (36, 28)
+    assert grids["down.7 (H/32)"] == (18, 14) and grids["mid (H/64)"] == (9, 7)
