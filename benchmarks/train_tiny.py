@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
-
-import torch
 
 from sdcourse.device import set_threads
 from sdcourse.evaluate import evaluate

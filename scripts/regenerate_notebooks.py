@@ -1,11 +1,14 @@
-"""Execute every course notebook top to bottom on a fresh kernel and store its outputs.
+"""Make every notebook edition and store its outputs: the only way notebook outputs get committed.
 
-This is the only way notebook outputs get committed: run in the CI environment (the project's
-venv, OMP_NUM_THREADS=2), so that nbval's strict comparison sees the same numbers in CI.
-It also strips what changes on every run: widget state and execution timing metadata.
+For each source notebook `notebooks/solutions/NN_*.ipynb` (the full edition, solutions marked
+with `### BEGIN SOLUTION` / `### END SOLUTION`), this writes the learner edition
+`notebooks/NN_*.ipynb` (scripts/editions.py), then executes both top to bottom on a fresh kernel
+in the CI environment (the project's venv, one thread per kernel, two kernels at a time, as
+`make test` runs them), so that nbval's strict comparison sees the same numbers in CI. It strips what changes on every run: widget state and timing metadata.
 
-    python scripts/regenerate_notebooks.py                 # all notebooks
-    python scripts/regenerate_notebooks.py notebooks/03_attention.ipynb
+    python scripts/regenerate_notebooks.py                          # every notebook, both editions
+    python scripts/regenerate_notebooks.py 03                       # notebook 03, both editions
+    python scripts/regenerate_notebooks.py 03 --edition learner     # only the learner edition
 """
 from __future__ import annotations
 
@@ -13,16 +16,24 @@ import argparse
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+# Long cells (training in 07) run a short version when SDCOURSE_QUICK=1: CI and committed outputs.
+os.environ.setdefault("SDCOURSE_QUICK", "1")
 
 import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from colab_cell import extra_requirements, install_cell, is_install_cell  # noqa: E402
+from editions import learner_edition  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+SOLUTIONS = NOTEBOOKS / "solutions"
 
 
 def clean(nb: nbformat.NotebookNode) -> None:
@@ -33,8 +44,8 @@ def clean(nb: nbformat.NotebookNode) -> None:
         cell.metadata.pop("scrolled", None)
 
 
-def regenerate(path: Path, timeout: int) -> float:
-    nb = nbformat.read(path, as_version=4)
+def execute(nb: nbformat.NotebookNode, path: Path, timeout: int) -> float:
+    """Run `nb` top to bottom on a fresh kernel (working directory: path's folder) and write it to `path`."""
     for cell in nb.cells:  # start from nothing: no stale output survives
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -49,18 +60,57 @@ def regenerate(path: Path, timeout: int) -> float:
     return time.perf_counter() - start
 
 
+def set_install_cell(nb: nbformat.NotebookNode, name: str) -> None:
+    """Write the shared Colab install cell (scripts/colab_cell.py) as the first code cell."""
+    import sdcourse
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if not code or not is_install_cell(code[0].source):
+        raise SystemExit(f"{name}: the first code cell must be the Colab install cell")
+    code[0].source = install_cell(sdcourse.__version__, extra_requirements(c.source for c in code[1:]))
+
+
+def sources(selectors) -> list:
+    every = sorted(SOLUTIONS.glob("[0-9]*.ipynb"))
+    if not selectors:
+        return every
+    chosen = [p for p in every if any(p.name.startswith(Path(s).name[:2]) for s in selectors)]
+    if not chosen:
+        raise SystemExit(f"no source notebook matches {selectors}; sources are {[p.name for p in every]}")
+    return chosen
+
+
+def _run(job) -> str:
+    nb, path, timeout = job
+    seconds = execute(nb, path, timeout)
+    return f"{path.relative_to(NOTEBOOKS)}: {seconds:.1f} s"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="*", type=Path)
+    parser.add_argument("notebooks", nargs="*", help="numbers or paths (default: all)")
+    parser.add_argument("--edition", choices=("both", "solutions", "learner"), default="both")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at a time (one kernel each)")
     args = parser.parse_args(argv)
-    paths = args.paths or sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    paths = sources(args.notebooks)
     if not paths:
-        print("no notebooks found", file=sys.stderr)
+        print("no source notebooks in notebooks/solutions/", file=sys.stderr)
         return 1
-    for path in paths:
-        seconds = regenerate(path.resolve(), args.timeout)
-        print(f"{path.name}: {seconds:.1f} s")
+    jobs = []
+    for source in paths:
+        nb = nbformat.read(source, as_version=4)
+        set_install_cell(nb, source.name)
+        learner_path = NOTEBOOKS / source.name
+        learner = learner_edition(nb, source.name)
+        nbformat.write(learner, learner_path)  # the learner edition exists even if a run below fails
+        if args.edition in ("both", "solutions"):
+            jobs.append((nb, source, args.timeout))
+        if args.edition in ("both", "learner"):
+            jobs.append((learner, learner_path, args.timeout))
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for line in pool.map(_run, jobs):
+            print(line, flush=True)
     return 0
 
 

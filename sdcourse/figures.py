@@ -5,8 +5,9 @@
 
 - `unet_diagram.png`: the UNet as a U: 12 encoder steps down, the bottleneck, 12 decoder steps
   up, with channels, resolutions and the 12 skip connections. Nothing in it is typed in by hand:
-  `trace_unet` builds `sdcourse.UNET` on the meta device (no memory, instant), runs a meta forward
-  with hooks, and reads each step's layers, channels and resolution.
+  `sdcourse.shapes.trace` builds the model on the meta device (no memory, instant), runs a meta
+  forward with hooks, and reads each step's layers, channels and resolution (the same trace the
+  shape ledger shows).
 - `time_embedding_heatmap.png`: `sinusoidal_embedding(t)` for every t in 0..999 (160 cosines |
   160 sines), and how similar the embeddings of t and t + d are.
 - `residual_block.png`: the data flow of `UNET_ResidualBlock(320, 640)`: the two GroupNorm-SiLU-
@@ -20,103 +21,21 @@ shows, also on Colab where figures/ is not installed.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional
 
 import torch
 from torch import nn
 
+from .attention_diagram import attention_block_diagram
+from .render import figure_to_png
+from .shapes import trace
 from .time_embedding import sinusoidal_embedding
-from .unet import UNET, UNET_AttentionBlock, UNET_ResidualBlock, UNetConfig, Upsample
+from .unet import UNET_ResidualBlock, UNetConfig
 
 # Colours of the layer kinds (colour-blind safe: Okabe-Ito).
 COLOURS = {"res": "#56B4E9", "attn": "#E69F00", "down": "#BBBBBB", "up": "#BBBBBB", "conv": "#BBBBBB"}
-
-
-@dataclass(frozen=True)
-class Layer:
-    kind: str  # "res", "attn", "down", "up", "conv"
-    label: str  # e.g. "Res 320→640", "Attn 8×80"
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of the UNet (a SwitchSequential) as a meta forward saw it.
-
-    part: "encoder", "bottleneck" or "decoder"; index: position in its list.
-    in_channels/out_channels: channels entering and leaving the step (for a decoder, entering
-    means after the skip was concatenated). in_size/out_size: height of the feature map.
-    """
-
-    part: str
-    index: int
-    layers: Tuple[Layer, ...]
-    in_channels: int
-    out_channels: int
-    in_size: int
-    out_size: int
-
-
-def _describe(layer: nn.Module) -> Layer:
-    """A module of a SwitchSequential -> its kind and a short label, read from the module itself."""
-    if isinstance(layer, UNET_ResidualBlock):
-        return Layer("res", f"Res {layer.in_channels}→{layer.out_channels}")
-    if isinstance(layer, UNET_AttentionBlock):
-        heads = layer.attention_1.n_heads
-        return Layer("attn", f"Attn {heads}×{layer.channels // heads}")
-    if isinstance(layer, Upsample):
-        return Layer("up", "Up ×2")
-    if isinstance(layer, nn.Conv2d):
-        stride = layer.stride[0]
-        if stride == 2:
-            return Layer("down", "Down /2")
-        return Layer("conv", f"Conv {layer.in_channels}→{layer.out_channels}")
-    raise ValueError(f"_describe: no label for {type(layer).__name__}; add one when the UNet gains a new layer type.")
-
-
-def trace_unet(config: Optional[UNetConfig] = None, latent_size: int = 64) -> List[Stage]:
-    """Every step of `UNET(config)` with its layers, channels and feature-map heights.
-
-    Built and run on the meta device: any size is instant and takes no memory.
-    latent_size: height = width of the latent (64 for a 512 px image). Must be a multiple of 8.
-    Returns 12 encoder stages, 1 bottleneck stage, 12 decoder stages, in the order they run.
-    """
-    if latent_size <= 0 or latent_size % 8:
-        raise ValueError(f"trace_unet: latent_size must be a positive multiple of 8 (the UNet halves it 3 times), "
-                         f"got {latent_size}. Try 64 (a 512 px image).")
-    config = config or UNetConfig()
-    if not isinstance(config, UNetConfig):
-        raise ValueError(f"trace_unet: config must be an sdcourse.UNetConfig (or None for SD v1), got "
-                         f"{type(config).__name__}. Try UNetConfig.tiny().")
-    with torch.device("meta"):
-        unet = UNET(config)
-    parts = [("encoder", i, m) for i, m in enumerate(unet.encoders)]
-    parts += [("bottleneck", 0, unet.bottleneck)]
-    parts += [("decoder", i, m) for i, m in enumerate(unet.decoders)]
-    seen = {}
-
-    def hook(key):
-        def record(module, args, output):
-            seen[key] = (tuple(args[0].shape), tuple(output.shape))  # (B, C, H, W) in, (B, C, H, W) out
-        return record
-
-    handles = [module.register_forward_hook(hook((part, i))) for part, i, module in parts]
-    try:
-        x = torch.zeros(1, config.in_channels, latent_size, latent_size, device="meta")  # (1, 4, h, w)
-        context = torch.zeros(1, 77, config.d_context, device="meta")  # (1, 77, d_context)
-        time = torch.zeros(1, config.n_time, device="meta")  # (1, 1280)
-        unet(x, context, time)
-    finally:
-        for handle in handles:
-            handle.remove()
-    stages = []
-    for part, i, module in parts:
-        (_, cin, hin, _), (_, cout, hout, _) = seen[(part, i)]
-        stages.append(Stage(part, i, tuple(_describe(m) for m in module), cin, cout, hin, hout))
-    return stages
 
 
 def _resolution(size: int, latent_size: int) -> str:
@@ -130,10 +49,13 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
     from matplotlib.textpath import TextPath
 
-    stages = trace_unet(config, latent_size)
-    encoders = [s for s in stages if s.part == "encoder"]
-    decoders = [s for s in stages if s.part == "decoder"]
-    bottleneck = next(s for s in stages if s.part == "bottleneck")
+    if not isinstance(latent_size, int) or latent_size <= 0 or latent_size % 8:
+        raise ValueError(f"unet_diagram: latent_size must be a positive multiple of 8 (the UNet halves it 3 times), "
+                         f"got {latent_size!r}. Try 64 (a 512 px image).")
+    ledger = trace(config, height=8 * latent_size, width=8 * latent_size)
+    # rows: stage, layers, input (B, C, h, w), output (B, C, h, w); a decoder's input includes its skip
+    encoders, decoders = ledger.stages("encoders"), ledger.stages("decoders")
+    bottleneck, = ledger.stages("bottleneck")
     n = len(encoders)
     if len(decoders) != n:
         raise ValueError(f"unet_diagram: {n} encoders but {len(decoders)} decoders; every skip needs a decoder.")
@@ -155,8 +77,8 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
     # resolution bands: row r holds encoder r and decoder n-1-r, which share the skip's resolution
     band_rows = {}
     for r, stage in enumerate(encoders):
-        band_rows.setdefault(stage.out_size, []).append(r)
-    band_rows.setdefault(bottleneck.out_size, []).append(n)
+        band_rows.setdefault(stage.output[2], []).append(r)
+    band_rows.setdefault(bottleneck.output[2], []).append(n)
     shades = ["#F4F4F4", "#E6E6E6"]
     for k, (size, rows) in enumerate(sorted(band_rows.items(), reverse=True)):
         top, bottom = min(rows) - 0.5, max(rows) + 0.5
@@ -179,16 +101,16 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
 
     enc_right, dec_left = [], []
     for r, stage in enumerate(encoders):
-        ax.text(left_x - 0.1, r, f"e{stage.index}", ha="right", va="center", fontsize=8, color="#666666")
+        ax.text(left_x - 0.1, r, f"e{r}", ha="right", va="center", fontsize=8, color="#666666")
         right = chips(stage, left_x + 0.4, r)
         enc_right.append(right)
-        ax.text(right + 0.15, r, f"{stage.out_channels}", ha="left", va="center", fontsize=9.5, color="#333333")
+        ax.text(right + 0.15, r, f"{stage.output[1]}", ha="left", va="center", fontsize=9.5, color="#333333")
         if r + 1 < n:
             arrow((left_x + 0.9, r + chip_h / 2), (left_x + 0.9, r + 1 - chip_h / 2))
-    for stage in decoders:
-        r = n - 1 - stage.index
-        ax.text(right_x - 0.2, r, f"{stage.in_channels}", ha="right", va="center", fontsize=9.5, color="#333333")
-        ax.text(x_max - 0.15, r, f"d{stage.index}", ha="right", va="center", fontsize=8, color="#666666")
+    for index, stage in enumerate(decoders):
+        r = n - 1 - index
+        ax.text(right_x - 0.2, r, f"{stage.input[1]}", ha="right", va="center", fontsize=9.5, color="#333333")
+        ax.text(x_max - 0.15, r, f"d{index}", ha="right", va="center", fontsize=8, color="#666666")
         chips(stage, right_x, r)
         dec_left.append((r, right_x))
         if r > 0:
@@ -196,17 +118,17 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
 
     # skips: encoder r's output is concatenated to the input of decoder n-1-r (same row)
     for r, stage in enumerate(encoders):
-        start = enc_right[r] + 0.3 + text_width(str(stage.out_channels), 9.5)
+        start = enc_right[r] + 0.3 + text_width(str(stage.output[1]), 9.5)
         end = right_x - 0.6 - text_width("2560", 9.5)
         arrow((start, r), (end, r), colour="#009E73", lw=1.0, linestyle=(0, (4, 2)))
-        ax.text((start + end) / 2, r - 0.12, f"skip {stage.out_channels}", ha="center", va="bottom",
+        ax.text((start + end) / 2, r - 0.12, f"skip {stage.output[1]}", ha="center", va="bottom",
                 fontsize=9, color="#007A5A")
 
     # bottleneck, centred below the U
     width = sum(text_width(layer.label) + 0.24 + 0.1 for layer in bottleneck.layers) - 0.1
     bx = (left_x + 0.4 + right_x + 2.0) / 2 - width / 2
     chips(bottleneck, bx, n)
-    ax.text(bx + width / 2, n + 0.55, f"bottleneck: {bottleneck.out_channels} channels", ha="center", va="top", fontsize=10)
+    ax.text(bx + width / 2, n + 0.55, f"bottleneck: {bottleneck.output[1]} channels", ha="center", va="top", fontsize=10)
     arrow((left_x + 0.9, n - 1 + chip_h / 2), (bx - 0.05, n), connectionstyle="arc3,rad=0.25")
     arrow((bx + width + 0.05, n), (right_x + 0.5, n - 1 + chip_h / 2), connectionstyle="arc3,rad=0.25")
 
@@ -215,7 +137,7 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
     ax.text(left_x + 0.4, -1.15, f"latent (B, {cfg.in_channels}, H/8, W/8)", ha="left", va="center", fontsize=10,
             fontweight="bold")
     arrow((left_x + 0.9, -0.9), (left_x + 0.9, -chip_h / 2))
-    ax.text(right_x, -1.25, f"(B, {decoders[-1].out_channels}, H/8, W/8) → output layer\n"
+    ax.text(right_x, -1.25, f"(B, {decoders[-1].output[1]}, H/8, W/8) → output layer\n"
                             f"→ predicted noise (B, {cfg.out_channels}, H/8, W/8)", ha="left", va="center", fontsize=10,
             fontweight="bold")
     arrow((right_x + 0.5, -chip_h / 2), (right_x + 0.5, -0.9))
@@ -401,27 +323,13 @@ FIGURES = {
     "unet_diagram.png": unet_diagram,
     "time_embedding_heatmap.png": time_embedding_heatmap,
     "residual_block.png": residual_block_diagram,
+    "attention_block.png": attention_block_diagram,
 }
 
 
-def to_png(fig, dpi: int = 100) -> bytes:
-    """A figure as PNG bytes, the same bytes on every run: no date or software metadata, and
-    reduced to a 256-colour palette (the heatmap drops from ~360 KB to ~110 KB; the figures use
-    few colours, so nothing visible is lost)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-    image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return out.getvalue()
-
-
 def save(fig, path: Path, dpi: int = 100) -> Path:
-    """Write `to_png(fig)` to `path`."""
-    Path(path).write_bytes(to_png(fig, dpi))
+    """Write `figure_to_png(fig)` (deterministic, palette PNG) to `path`."""
+    Path(path).write_bytes(figure_to_png(fig, dpi))
     return Path(path)
 
 
@@ -430,7 +338,7 @@ def show(fig) -> None:
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
-    display(Image(data=to_png(fig)))
+    display(Image(data=figure_to_png(fig)))
     plt.close(fig)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sdcourse import UNET, UNetConfig, figures
+from sdcourse.shapes import trace
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -49,19 +50,36 @@ def test_figures_are_the_same_bytes_on_every_run(drawn, tmp_path):
         assert (tmp_path / name).read_bytes() == (drawn / name).read_bytes(), f"{name} differs between runs"
 
 
+def test_the_diagram_draws_the_one_trace_of_the_shape_ledger():
+    """figures has no tracer of its own: the diagram draws `sdcourse.shapes.trace`."""
+    assert not hasattr(figures, "trace_unet")
+    seen = []
+    original = figures.trace
+    try:
+        figures.trace = lambda *a, **k: seen.append((a, k)) or original(*a, **k)
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        plt.close(figures.unet_diagram(UNetConfig.tiny(), latent_size=16))
+    finally:
+        figures.trace = original
+    assert seen == [((UNetConfig.tiny(),), {"height": 128, "width": 128})]
+
+
 def test_trace_of_sd_v1_has_the_notes_channels():
     """The channel numbers the notes write by hand (2560, 1920, 1280, 960, 640 into the decoders)."""
-    stages = figures.trace_unet(latent_size=64)
-    encoders = [s for s in stages if s.part == "encoder"]
-    decoders = [s for s in stages if s.part == "decoder"]
+    ledger = trace(height=512, width=512)
+    encoders, decoders = ledger.stages("encoders"), ledger.stages("decoders")
     assert len(encoders) == len(decoders) == 12
-    assert [d.in_channels for d in decoders] == [2560] * 5 + [1920, 1920, 1280, 960, 960, 640, 640]
-    assert [e.out_channels for e in encoders] == [320] * 4 + [640] * 3 + [1280] * 5
+    assert [d.input[1] for d in decoders] == [2560] * 5 + [1920, 1920, 1280, 960, 960, 640, 640]
+    assert [e.output[1] for e in encoders] == [320] * 4 + [640] * 3 + [1280] * 5
     # resolutions of the skips, as feature-map heights for a 512 px image: 64, 32, 16, 8
-    assert [e.out_size for e in encoders] == [64] * 3 + [32] * 3 + [16] * 3 + [8] * 3
+    assert [e.output[2] for e in encoders] == [64] * 3 + [32] * 3 + [16] * 3 + [8] * 3
     # every decoder consumes the skip of the encoder on its row: same resolution at its input
-    assert [d.in_size for d in decoders] == [e.out_size for e in reversed(encoders)]
-    assert [layer.label for layer in stages[12].layers] == ["Res 1280→1280", "Attn 8×160", "Res 1280→1280"]
+    assert [d.input[2] for d in decoders] == [e.output[2] for e in reversed(encoders)]
+    bottleneck, = ledger.stages("bottleneck")
+    assert [layer.label for layer in bottleneck.layers] == ["Res 1280→1280", "Attn 8×160", "Res 1280→1280"]
 
 
 def test_trace_matches_a_real_forward_at_a_small_size():
@@ -77,13 +95,14 @@ def test_trace_matches_a_real_forward_at_a_small_size():
         unet(torch.randn(1, 4, 16, 16), torch.randn(1, 77, config.d_context), torch.randn(1, config.n_time))
     for h in handles:
         h.remove()
-    traced = [(s.in_channels, s.out_channels, s.in_size, s.out_size) for s in figures.trace_unet(config, latent_size=16)]
-    assert traced == seen
+    ledger = trace(config, height=128, width=128)
+    rows = ledger.stages("encoders") + ledger.stages("bottleneck") + ledger.stages("decoders")
+    assert [(r.input[1], r.output[1], r.input[2], r.output[2]) for r in rows] == seen
 
 
-def test_trace_rejects_a_size_the_unet_cannot_halve_three_times():
+def test_the_diagram_rejects_a_size_the_unet_cannot_halve_three_times():
     with pytest.raises(ValueError, match="multiple of 8"):
-        figures.trace_unet(latent_size=12)
+        figures.unet_diagram(latent_size=12)
 
 
 def test_diagram_labels_come_from_the_modules():
