@@ -12,8 +12,18 @@ from .unet import (
     UNetConfig,
     Upsample,
 )
+from .text_encoder import CLIPTextEncoder, TextEncoderConfig, load_tokenizer, tokenize
+from .text_encoder_weights import load_text_encoder
+from .vae import LATENT_SCALE, AutoencoderKL, DiagonalGaussianDistribution, VAEConfig
+from .vae_latents import decode_latents, encode_image
+from .vae_weights import load_vae
 from .weights import (
+    ArchitectureError,
     CheckpointError,
+    NotACheckpointError,
+    TruncatedCheckpointError,
+    UnsafeCheckpointError,
+    read_checkpoint,
     convert_compvis_unet,
     convert_diffusers_unet,
     diffusers_config,
@@ -22,7 +32,7 @@ from .weights import (
     save_unet,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # = pyproject.toml's version
 
 __all__ = [
     "CrossAttention", "SelfAttention", "attention_weights",
@@ -30,6 +40,10 @@ __all__ = [
     "TimeEmbedding", "sinusoidal_embedding",
     "UNET", "Diffusion", "SwitchSequential", "UNET_AttentionBlock", "UNET_OutputLayer",
     "UNET_ResidualBlock", "UNetConfig", "Upsample",
-    "CheckpointError", "convert_compvis_unet", "convert_diffusers_unet", "diffusers_config",
+    "AutoencoderKL", "DiagonalGaussianDistribution", "LATENT_SCALE", "VAEConfig", "decode_latents", "encode_image",
+    "load_vae",
+    "CLIPTextEncoder", "TextEncoderConfig", "load_text_encoder", "load_tokenizer", "tokenize",
+    "ArchitectureError", "CheckpointError", "NotACheckpointError", "TruncatedCheckpointError", "UnsafeCheckpointError",
+    "read_checkpoint", "convert_compvis_unet", "convert_diffusers_unet", "diffusers_config",
     "load_state_dict_strict", "load_unet", "save_unet",
 ]
