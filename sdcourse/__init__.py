@@ -1,6 +1,7 @@
 """sdcourse: the Stable Diffusion v1 UNet rebuilt from scratch, one component at a time."""
 from .attention import CrossAttention, SelfAttention, attention_weights
 from .device import default_device, describe_device, on_colab, set_threads
+from .text_to_image import TextToImage, load_text_to_image
 from .time_embedding import TimeEmbedding, sinusoidal_embedding
 from .unet import (
     UNET,
@@ -42,6 +43,7 @@ __all__ = [
     "UNET_ResidualBlock", "UNetConfig", "Upsample",
     "AutoencoderKL", "DiagonalGaussianDistribution", "LATENT_SCALE", "VAEConfig", "decode_latents", "encode_image",
     "load_vae",
+    "TextToImage", "load_text_to_image",
     "CLIPTextEncoder", "TextEncoderConfig", "load_text_encoder", "load_tokenizer", "tokenize",
     "ArchitectureError", "CheckpointError", "NotACheckpointError", "TruncatedCheckpointError", "UnsafeCheckpointError",
     "read_checkpoint", "convert_compvis_unet", "convert_diffusers_unet", "diffusers_config",

@@ -356,11 +356,13 @@ def load_tokenizer(path):
     folder = Path(path)
     if (folder / "tokenizer").is_dir():
         folder = folder / "tokenizer"
-    missing = [name for name in ("vocab.json", "merges.txt") if not (folder / name).is_file()]
-    if missing:
+    # The Hub's SD v1 folders hold vocab.json + merges.txt; transformers 5's save_pretrained writes
+    # only tokenizer.json. CLIPTokenizer reads either.
+    has_files = all((folder / name).is_file() for name in ("vocab.json", "merges.txt"))
+    if not has_files and not (folder / "tokenizer.json").is_file():
         raise ValueError(
-            f"load_tokenizer: {folder} has no {' or '.join(missing)}. Give the pipeline folder or its tokenizer/ "
-            "folder (e.g. huggingface_hub.snapshot_download(..., allow_patterns=['tokenizer/*']))."
+            f"load_tokenizer: {folder} has neither vocab.json + merges.txt nor tokenizer.json. Give the pipeline "
+            "folder or its tokenizer/ folder (e.g. huggingface_hub.snapshot_download(..., allow_patterns=['tokenizer/*']))."
         )
     return CLIPTokenizer.from_pretrained(str(folder))
 
