@@ -18,7 +18,7 @@ and the script exits with status 1):
    goes first), the ratio, the peak memory each forward adds, and the outputs compared.
 3. training: the capstone model's training throughput (images/s) at batch 32 (the shipped recipe)
    and 256, and its peak memory.
-4. notebooks: every notebook 00-08 executed top to bottom with nbclient, CUDA visible, offline:
+4. notebooks: every notebook (00-11) executed top to bottom with nbclient, CUDA visible, offline:
    cells tagged `skip-execution` (the downloads) are skipped, SDCOURSE_QUICK=1 (the short
    training of 07), HF_HUB_OFFLINE=1. A probe cell at the end reports whether the kernel saw
    CUDA and how much GPU memory it used. Outputs are not written back.

@@ -60,8 +60,10 @@ if "google.colab" in sys.modules:
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"sdcourse @ git+{{repo}}@{{ref}}", {packages}],
                          capture_output=True, text=True, env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
     if pip.returncode != 0:
-        sys.exit(f"Could not install sdcourse from {{repo}} at {{ref}} (pip: {{pip.stderr.strip().splitlines()[-1:]}}). "
-                 "Check that this address and tag exist (for a fork, set SDCOURSE_REPO and SDCOURSE_REF), then run this cell again.")'''.replace(", ]", "]")
+        why = [line.strip() for line in pip.stderr.splitlines() if "fatal:" in line or "ERROR:" in line][-1:]
+        sys.exit(f"Could not install sdcourse from {{repo}} at {{ref}} ({{' '.join(why) or 'pip failed'}}). "
+                 "Check that this address and tag exist (a fork: set SDCOURSE_REPO; the newest code: SDCOURSE_REF = 'main'), "
+                 "then run this cell again.")'''.replace(", ]", "]")
 
 
 def is_install_cell(source: str) -> bool:

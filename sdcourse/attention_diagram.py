@@ -8,13 +8,10 @@ sequence, three LayerNorm + layer steps each with a short residual (self-attenti
 cross-attention with the context, the GeGLU feed-forward), the way back to an image and the long
 residual.
 
-    python -m sdcourse.attention_diagram --out figures/attention_block.png
+    python -m sdcourse.figures      # draws figures/attention_block.png with the other figures
 """
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
 from typing import Dict, Tuple
 
 import torch
@@ -177,25 +174,3 @@ def attention_block_diagram(n_head: int = 8, d_head: int = 40, d_context: int = 
                        "traced on the meta device (any h, w)", ha="center", va="center", fontsize=10.5,
             fontweight="bold")
     return fig
-
-
-def main(argv=None) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no window
-    import matplotlib.pyplot as plt
-
-    from .figures import save
-
-    parser = argparse.ArgumentParser(description="Draw UNET_AttentionBlock's diagram from the code.")
-    parser.add_argument("--out", type=Path, default=Path("figures/attention_block.png"), help="the PNG to write")
-    args = parser.parse_args(argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig = attention_block_diagram()
-    print(save(fig, args.out))
-    plt.close(fig)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,6 +9,8 @@ ledger and the widgets:
        unet.bottleneck  -> "mid (H/64)"
        unet.decoders.i  -> "up.i (H/32)"   (i = 3, 4, 5 at H/32; 6, 7, 8 at H/16; 9, 10, 11 at H/8)
    H is the image height: a 512 px image has a 64 x 64 latent (H/8) and an 8 x 8 bottleneck (H/64).
+   The factors assume SD's VAE (8 image pixels per latent pixel); a model that says otherwise
+   (`Diffusion.latent_factor`, 3 for the capstone) gets its own labels: "down.1 (H/3)".
 
 2. Tokens <-> grid. `UNET_AttentionBlock` turns a (B, C, rows, cols) feature map into the
    sequence (B, rows*cols, C) with `view(B, C, rows*cols).transpose(1, 2)`: pixel (r, c) becomes
@@ -89,6 +91,12 @@ def _levels(unet: UNET) -> Dict[int, Tuple[str, str, int]]:
     return out
 
 
+def resolution_label(factor: int, latent_factor: int = 8) -> str:
+    """A level's factor (8 = the latent's own grid, 16, 32, 64) -> 'H/8', ... for a model whose
+    latent is 1/latent_factor of the image (SD: 8, so the label is the factor itself)."""
+    return f"H/{factor * latent_factor // 8}"
+
+
 def attention_blocks(model: nn.Module, kind: str = "cross") -> List[Tuple[BlockInfo, nn.Module]]:
     """Every attention module of `kind` ("self" or "cross") in `model`, in forward order, with its BlockInfo."""
     if kind not in ("self", "cross"):
@@ -96,13 +104,14 @@ def attention_blocks(model: nn.Module, kind: str = "cross") -> List[Tuple[BlockI
     cls = SelfAttention if kind == "self" else CrossAttention
     unet = find_unet(model)
     levels = _levels(unet) if unet is not None else {}
+    latent_factor = getattr(find_entry(model), "latent_factor", 8)
     found = []
     for path, m in model.named_modules():
         if not isinstance(m, cls):
             continue
         if id(m) in levels:
             key, group, factor = levels[id(m)]
-            name = f"{key} (H/{factor})"
+            name = f"{key} ({resolution_label(factor, latent_factor)})"
         else:  # not inside a UNET (e.g. a lone UNET_AttentionBlock): the path is the name
             key, group, factor = path or kind, "other", None
             name = key

@@ -36,7 +36,7 @@ from .device import progress_bar
 from .toy import COLORS, SHAPES, all_single_prompts, coverage, parse_caption, two_object_prompts, word_kind
 
 # Localisation is measured on the maps of the finest grid (8 x 8 for the tiny model: the blocks
-# sdcourse.record names "(H/8)", down.1, down.2, up.9, up.10, up.11), as attention-map tools use
+# at factor 8, which sdcourse.record labels "(H/3)" for this model: down.1, down.2, up.9, up.10, up.11), as attention-map tools use
 # one resolution of SD's maps. The coarser grids (4 x 4, 2 x 2, 1 x 1) can hardly say where in a
 # quadrant a word looks; upsampled they blur the average towards 1. Averages over the two finest
 # grids ("fine_and_next") and over every block ("all") are reported too.

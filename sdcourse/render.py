@@ -333,7 +333,7 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
     """
     heat = attention_map(maps, token, block, groups, factors, head, timestep, time_reduce, normalize, query)
     where = block if block is not None else "mean of " + (
-        ", ".join(f"H/{f}" for f in (factors or maps.factors())) or "all blocks")
+        ", ".join(maps.resolution_label(f) for f in (factors or maps.factors())) or "all blocks")
     what = _token_label(maps, token, tokens) if maps.kind == "cross" else f"query pixel {tuple(query) if query else maps.query}"
     when = "all timesteps" if timestep is None else f"t={timestep}"
     heads = "mean of heads" if head is None else f"head {head}"

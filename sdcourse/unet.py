@@ -375,6 +375,10 @@ class Diffusion(nn.Module):
     `UNetConfig(any_latent_size=True)`).
     """
 
+    # Image pixels per latent pixel along a side: 8 for SD's VAE (a 512 px image, a 64 x 64 latent).
+    # Only labels read it (the attention recorder's "H/8" names); a model with another "VAE" sets its own.
+    latent_factor: int = 8
+
     def __init__(self, config: UNetConfig = UNetConfig()):
         super().__init__()
         self.config = config

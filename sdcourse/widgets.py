@@ -239,7 +239,7 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
     # Dropdown values are strings or ints, never None (ipywidgets shows a None value as an empty box)
     if maps.kind == "cross":
         controls["block"] = _dropdown("block", [("mean of ticked resolutions", _ALL)] + [(n, n) for n in names])
-        factor_boxes = [W.Checkbox(value=True, description=f"H/{f}", indent=False, layout=W.Layout(width="64px"))
+        factor_boxes = [W.Checkbox(value=True, description=maps.resolution_label(f), indent=False, layout=W.Layout(width="64px"))
                         for f in maps.factors()]
         options = [(f"{i}: {labels[i]}" if labels is not None and i < len(labels) else f"{i}", i) for i in range(n_keys)]
         controls["token"] = _dropdown("token", options, 1 if n_keys > 1 else 0)

@@ -177,7 +177,8 @@ def heads(module, q, k, v, bug):
         q, k, v = (t.reshape(b, n, t.shape[1], c // n) for t in (q, k, v))
     else:
         q, k, v = (split_right(t, n) for t in (q, k, v))
-    scores = q @ k.mT * (1.0 if bug == "no-scale" else 1 / math.sqrt(c // n))
+    scale = {"no-scale": 1.0, "d-embed-scale": 1 / math.sqrt(c)}.get(bug, 1 / math.sqrt(c // n))
+    scores = q @ k.mT * scale
     weights = softmax(scores, 2 if bug == "softmax-axis" else -1)
     given = {"no-observer": "skip", "weights-none": None, "scores-observed": scores,
              "weights-over-queries": softmax(scores, 2)}.get(bug, weights)
@@ -251,6 +252,7 @@ def test_the_references_pass_their_own_checks():
 
 @pytest.mark.parametrize("bug, mistake", [
     ("no-scale", checks.MISSING_SCALE),
+    ("d-embed-scale", checks.SCALE_BY_D_EMBED),
     ("softmax-axis", checks.SOFTMAX_OVER_QUERIES),
     ("view", checks.HEADS_BY_VIEW),
 ])
@@ -286,6 +288,7 @@ def test_cross_attention_passes_a_correct_class():
 
 @pytest.mark.parametrize("bug, mistake", [
     ("no-scale", checks.MISSING_SCALE),
+    ("d-embed-scale", checks.SCALE_BY_D_EMBED),
     ("softmax-axis", checks.SOFTMAX_OVER_QUERIES),
     ("kv-swapped", checks.KEYS_VALUES_SWAPPED),
     ("weights-none", checks.WEIGHTS_NOT_OBSERVED),

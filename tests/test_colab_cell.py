@@ -53,3 +53,20 @@ def test_package_version_is_one_number():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["version"] == sdcourse.__version__
+
+
+def test_a_failed_install_says_what_to_do_in_one_line(tmp_path, monkeypatch):
+    """Run the cell as Colab would (google.colab imported) against an address that does not exist:
+    it must stop with one clear message, not pip's box and a later unrelated ImportError."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    # git is refused at once on this port of the machine itself: no network needed, nothing waits
+    monkeypatch.setenv("SDCOURSE_REPO", "https://127.0.0.1:9/no-such-repository")
+    with pytest.raises(SystemExit) as stopped:
+        exec(install_cell(sdcourse.__version__, []), {})
+    message = str(stopped.value)
+    assert message.startswith("Could not install sdcourse from https://127.0.0.1:9/no-such-repository at v")
+    assert "fatal:" in message or "ERROR:" in message  # git's or pip's own words
+    assert "SDCOURSE_REF" in message
+    assert "\n" not in message

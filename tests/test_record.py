@@ -349,3 +349,21 @@ def test_a_model_that_wraps_a_diffusion(model):
     assert rec.names == ["mid (H/64)"]
     assert rec.maps.latent_hw == (8, 16) and rec.maps.timesteps == [321]
     assert rec.maps.blocks["mid (H/64)"].grid == (1, 2)
+
+
+def test_block_labels_follow_the_models_own_latent_factor():
+    """SD's latent is H/8 of the image; the capstone's space-to-depth latent is H/3 (24 px -> 8 x 8):
+    each model's blocks are labelled in its own image pixels."""
+    from sdcourse import Diffusion, UNetConfig
+    from sdcourse.blocks import attention_blocks
+    from sdcourse.train import load_shipped
+
+    with torch.device("meta"):
+        sd = Diffusion(UNetConfig())
+    assert [i.name for i, _ in attention_blocks(sd)][:2] == ["down.1 (H/8)", "down.2 (H/8)"]
+    tiny = load_shipped()
+    names = [i.name for i, _ in attention_blocks(tiny)]
+    assert names[0] == "down.1 (H/3)" and "(H/8)" not in " ".join(names)
+    with AttentionRecorder(tiny.diffusion) as rec:
+        tiny.generate(["red circle top left"], steps=2, seed=0)
+    assert [rec.maps.resolution_label(f) for f in rec.maps.factors()][:2] == ["H/3", "H/6"]

@@ -321,7 +321,7 @@ def test_load_tokenizer_from_a_pipeline_folder(tmp_path, tiny_tokenizer):
     for path in (tmp_path / "pipe", tmp_path / "pipe" / "tokenizer"):
         tok = load_tokenizer(path)
         assert tok.get_vocab() == tiny_tokenizer.get_vocab() and tok.model_max_length == 77
-    with pytest.raises(ValueError, match="neither vocab.json \+ merges.txt nor tokenizer.json"):
+    with pytest.raises(ValueError, match=r"neither vocab.json \+ merges.txt nor tokenizer.json"):
         load_tokenizer(tmp_path)
 
 

@@ -17,6 +17,7 @@ from .core import CheckResult, ExerciseError, _finish, _named
 # Typical mistakes, by name (the names appear in the hints and in CheckResult.mistake).
 MISSING_SCALE = "missing 1/sqrt(d_head)"
 SCALE_BY_D_HEAD = "divided by d_head instead of sqrt(d_head)"
+SCALE_BY_D_EMBED = "1/sqrt(d_embed) instead of 1/sqrt(d_head)"
 SOFTMAX_OVER_QUERIES = "softmax over the queries instead of the keys"
 HEADS_BY_VIEW = "heads split with a bare view/reshape to (B, H, L, d_head), no transpose"
 HEADS_MERGED_BY_VIEW = "heads merged with a bare view/reshape, no transpose back"
@@ -66,6 +67,8 @@ _ATTENTION_ADVICE = {
     MISSING_SCALE: "Divide Q K^T by sqrt(d_head) before the softmax; without it the scores grow with d_head "
                    "and the softmax saturates.",
     SCALE_BY_D_HEAD: "The scale is 1/sqrt(d_head): it brings the scores' variance (about d_head) back to 1.",
+    SCALE_BY_D_EMBED: "Each head's scores are dot products of d_head numbers, so divide by sqrt(d_head) "
+                      "(= sqrt(d_embed / n_heads)), not by sqrt(d_embed) of the whole width.",
     SOFTMAX_OVER_QUERIES: "Use softmax(dim=-1): for each query, the weights over the keys sum to 1.",
     HEADS_BY_VIEW: "Split with .view(B, L, H, d_head).transpose(1, 2). A direct .view(B, H, L, d_head) cuts the "
                    "sequence, not the channels, into heads.",

@@ -51,7 +51,8 @@ def _merge_heads(x: torch.Tensor, mistake: Optional[str] = None) -> torch.Tensor
 def _weights(q: torch.Tensor, k: torch.Tensor, mistake: Optional[str] = None) -> torch.Tensor:
     """softmax(Q K^T / sqrt(Dh)) over the keys, or a typical mistake. (B, H, Lq, Dh), (B, H, Lk, Dh) -> (B, H, Lq, Lk)."""
     d_head = q.shape[-1]
-    scale = {MISSING_SCALE: 1.0, SCALE_BY_D_HEAD: 1.0 / d_head}.get(mistake, d_head ** -0.5)
+    d_embed = q.shape[1] * d_head  # all heads together
+    scale = {MISSING_SCALE: 1.0, SCALE_BY_D_HEAD: 1.0 / d_head, SCALE_BY_D_EMBED: d_embed ** -0.5}.get(mistake, d_head ** -0.5)
     # (B, H, Lq, Dh) @ (B, H, Dh, Lk) -> (B, H, Lq, Lk)
     scores = (q @ k.transpose(-1, -2)) * scale
     if mistake == SCORES_AS_WEIGHTS:
@@ -245,7 +246,8 @@ def check_self_attention(cls, raise_on_failure: bool = True) -> CheckResult:
         if _bias_mistake(learner, reference):
             return _mistake(name, QKV_BIAS, raise_on_failure)
         return _as_result(name, error, raise_on_failure)
-    mistakes = (MISSING_SCALE, SOFTMAX_OVER_QUERIES, HEADS_BY_VIEW, HEADS_MERGED_BY_VIEW, HEADS_INTERLEAVED)
+    mistakes = (MISSING_SCALE, SCALE_BY_D_EMBED, SOFTMAX_OVER_QUERIES, HEADS_BY_VIEW, HEADS_MERGED_BY_VIEW,
+                HEADS_INTERLEAVED)
     with torch.no_grad():
         # (B, L, C) -> (B, L, 3C) -> 3 x (B, L, C): the fused projection
         q, k, v = reference.in_proj(x).chunk(3, dim=-1)
@@ -253,7 +255,8 @@ def check_self_attention(cls, raise_on_failure: bool = True) -> CheckResult:
     outputs = {m: o for m, (o, _) in both.items() if m != SCORES_AS_WEIGHTS}
     weights = {m: w for m, (_, w) in both.items()}
     return _check_attention_class(name, learner, reference, lambda: learner(x.clone()), outputs, weights, mistakes,
-                                  (MISSING_SCALE, SOFTMAX_OVER_QUERIES, HEADS_INTERLEAVED, SCORES_AS_WEIGHTS),
+                                  (MISSING_SCALE, SCALE_BY_D_EMBED, SOFTMAX_OVER_QUERIES, HEADS_INTERLEAVED,
+                                   SCORES_AS_WEIGHTS),
                                   raise_on_failure)
 
 
@@ -276,7 +279,7 @@ def check_cross_attention(cls, raise_on_failure: bool = True) -> CheckResult:
         if _bias_mistake(learner, reference):
             return _mistake(name, QKV_BIAS, raise_on_failure)
         return _as_result(name, error, raise_on_failure)
-    mistakes = (MISSING_SCALE, SOFTMAX_OVER_QUERIES, HEADS_BY_VIEW, HEADS_MERGED_BY_VIEW)
+    mistakes = (MISSING_SCALE, SCALE_BY_D_EMBED, SOFTMAX_OVER_QUERIES, HEADS_BY_VIEW, HEADS_MERGED_BY_VIEW)
     with torch.no_grad():
         q, k, v = reference.q_proj(x), reference.k_proj(context), reference.v_proj(context)
         both = {m: _multi_head(q, k, v, 4, reference.out_proj, m) for m in (None,) + mistakes + (SCORES_AS_WEIGHTS,)}
@@ -285,5 +288,6 @@ def check_cross_attention(cls, raise_on_failure: bool = True) -> CheckResult:
     weights = {m: w for m, (_, w) in both.items()}
     return _check_attention_class(name, learner, reference, lambda: learner(x.clone(), context.clone()), outputs,
                                   weights, mistakes + (KEYS_VALUES_SWAPPED,),
-                                  (MISSING_SCALE, SOFTMAX_OVER_QUERIES, KEYS_VALUES_SWAPPED, SCORES_AS_WEIGHTS),
+                                  (MISSING_SCALE, SCALE_BY_D_EMBED, SOFTMAX_OVER_QUERIES, KEYS_VALUES_SWAPPED,
+                                   SCORES_AS_WEIGHTS),
                                   raise_on_failure)

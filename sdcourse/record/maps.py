@@ -18,7 +18,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 from torch.nn import functional as F
 
-from ..blocks import BlockInfo, block_grid, latent_to_grid, sequence_index
+from ..blocks import BlockInfo, block_grid, latent_to_grid, resolution_label, sequence_index
 from .timestep import Timestep
 
 NORMALIZATIONS = ("none", "max", "minmax", "sum")
@@ -51,6 +51,11 @@ class AttentionMaps:
     timesteps: List[Timestep] = field(default_factory=list)
     per_timestep: bool = False
     tokens: Optional[List[str]] = None
+    latent_factor: int = 8  # image pixels per latent pixel of the recorded model (for labels only)
+
+    def resolution_label(self, factor: int) -> str:
+        """'H/8', ... for a level's factor, in the recorded model's own image pixels."""
+        return resolution_label(factor, self.latent_factor)
 
     def __repr__(self) -> str:
         steps = f"{len(self.timesteps)} timestep(s)" + (", kept apart" if self.per_timestep else ", summed")

@@ -119,7 +119,8 @@ class AttentionRecorder:
         self.maps = AttentionMaps(kind=kind, heads=heads, query=self.query,
                                   latent_hw=tuple(latent_hw) if latent_hw else None,
                                   blocks={info.name: info for info, _ in chosen}, per_timestep=per_timestep,
-                                  tokens=list(tokens) if tokens is not None else None)
+                                  tokens=list(tokens) if tokens is not None else None,
+                                  latent_factor=getattr(find_entry(model), "latent_factor", 8))
 
     @staticmethod
     def _wanted(info: BlockInfo, blocks, factors) -> bool:

@@ -28,6 +28,7 @@ class TinySD(nn.Module):
         super().__init__()
         self.config = config
         self.diffusion = Diffusion(config.unet_config())
+        self.diffusion.latent_factor = config.patch  # 24 px images, 8 x 8 latents: labels read H/3, not H/8
         tok = Tokenizer()
         self.text_encoder = TextEncoder(len(VOCAB), MAX_TOKENS, config.d_context, mixing=config.text_mixing,
                                         separator_id=tok.index["and"], special_ids=(tok.pad_id, tok.start_id, tok.end_id))
