@@ -56,7 +56,7 @@ def _reference_time_embedding():
     return TimeEmbedding
 
 
-@exercise("sinusoidal_embedding", todo="write the body: freqs (half,), angles (N, half), then cat([cos, sin]) -> (N, dim)",
+@exercise("sinusoidal_embedding", todo="t (N,) -> (N, dim): the sinusoidal embedding in SD v1's convention",
           reference=_reference_sinusoidal)
 def check_sinusoidal_embedding(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 01): fn(t, dim) with t a (N,) tensor of timesteps -> (N, dim) float
@@ -90,8 +90,8 @@ _TIME_EMBEDDING_HINTS = {
 }
 
 
-@exercise("TimeEmbedding", todo="build linear_1 (n_embd -> 4 n_embd) and linear_2 (4 n_embd -> 4 n_embd) in "
-          "__init__; forward: linear_1 -> SiLU -> linear_2", reference=_reference_time_embedding)
+@exercise("TimeEmbedding", todo="build linear_1 and linear_2 with the notes' names; forward (N, n_embd) -> "
+          "(N, 4 n_embd)", reference=_reference_time_embedding)
 def check_time_embedding(module_cls: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 01): module_cls(n_embd) -> a module with linear_1 (n_embd -> 4 n_embd)
     and linear_2 (4 n_embd -> 4 n_embd); forward (N, n_embd) -> (N, 4 n_embd).

@@ -67,8 +67,8 @@ def _count_residual_block(in_channels, out_channels, n_time=1280):
         return sum(p.numel() for p in UNET_ResidualBlock(in_channels, out_channels, n_time=n_time).parameters())
 
 
-@exercise("group_norm", todo="reshape (B, C, H, W) -> (B, G, C//G, H, W), normalise each group, reshape back, "
-          "apply weight and bias (by hand: F.group_norm is blocked)", reference=lambda: group_norm_reference)
+@exercise("group_norm", todo="x (B, C, H, W) normalised in num_groups groups of channels, then weight and bias; "
+          "by hand (F.group_norm is blocked)", reference=lambda: group_norm_reference)
 def check_groupnorm(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 02): fn(x, num_groups, weight, bias, eps) -> GroupNorm of x.
 
@@ -197,8 +197,8 @@ def _residual_mistakes(block, x, time) -> Dict[str, torch.Tensor]:
     return out
 
 
-@exercise("UNET_ResidualBlock", todo="build the layers with the notes' names in __init__ and write forward: "
-          "GroupNorm -> SiLU -> conv, + time, GroupNorm -> SiLU -> conv, + residual", reference=_reference_residual_block)
+@exercise("UNET_ResidualBlock", todo="build the layers with the notes' names in __init__ and write "
+          "forward(feature (B, in, H, W), time (B, 1280)) -> (B, out, H, W)", reference=_reference_residual_block)
 def check_residual_block(module_cls: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Check a learner's UNET_ResidualBlock class: module_cls(in_channels, out_channels) with the
     notes' attribute names; forward(feature (B, in, H, W), time (B, 1280)) -> (B, out, H, W).

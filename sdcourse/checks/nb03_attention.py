@@ -97,7 +97,7 @@ register("merge_heads",
          "the last two dimensions. After a transpose, joining needs reshape (view raises).")
 
 
-@exercise("split_heads", todo="x (B, L, H*Dh) -> view (B, L, H, Dh) -> transpose -> (B, H, L, Dh)",
+@exercise("split_heads", todo="x (B, L, H*Dh) -> (B, H, L, Dh): each head gets its own Dh channels of every token",
           reference=_references("split_heads"))
 def check_split_heads(split_heads: Callable, merge_heads: Optional[Callable] = None, raise_on_failure: bool = True):
     """split_heads(x (B, L, H*Dh), n_heads) -> (B, H, L, Dh); merge_heads((B, H, L, Dh)) -> (B, L, H*Dh).
@@ -136,7 +136,7 @@ def _check_merge(merge_heads: Callable, raise_on_failure: bool) -> CheckResult:
     )
 
 
-@exercise("merge_heads", todo="x (B, H, L, Dh) -> transpose -> (B, L, H, Dh) -> reshape -> (B, L, H*Dh)",
+@exercise("merge_heads", todo="x (B, H, L, Dh) -> (B, L, H*Dh): the inverse of split_heads",
           reference=_references("merge_heads"))
 def check_merge_heads(merge_heads: Callable, raise_on_failure: bool = True) -> CheckResult:
     """merge_heads((B, H, L, Dh)) -> (B, L, H*Dh), the inverse of split_heads."""
@@ -151,8 +151,8 @@ register("scaled_dot_product",
          "Return a pair: (weights @ v, weights).")
 
 
-@exercise("scaled_dot_product", todo="scores = q @ k^T / sqrt(d_head); weights = softmax over the keys; "
-          "return (weights @ v, weights)", reference=lambda: scaled_dot_product_reference)
+@exercise("scaled_dot_product", todo="return (output (B, H, Lq, Dh), weights (B, H, Lq, Lk)) of "
+          "scaled dot-product attention, written by hand", reference=lambda: scaled_dot_product_reference)
 def check_scaled_dot_product(attention: Callable, raise_on_failure: bool = True) -> CheckResult:
     """attention(q, k, v) with (B, H, Lq, Dh), (B, H, Lk, Dh), (B, H, Lk, Dh) -> (output (B, H, Lq, Dh),
     weights (B, H, Lq, Lk)). Both are checked; F.scaled_dot_product_attention is blocked."""

@@ -56,7 +56,7 @@ register("sequence_to_image",
          "The same two steps in reverse: swap back to (B, C, H*W), then split H*W into (H, W).")
 
 
-@exercise("image_to_sequence", todo="x (B, C, H, W) -> view (B, C, H*W) -> transpose -> (B, H*W, C)",
+@exercise("image_to_sequence", todo="x (B, C, H, W) -> (B, H*W, C): one token per pixel, row after row",
           reference=lambda: image_to_sequence_reference)
 def check_image_to_sequence(to_sequence: Callable, to_image: Optional[Callable] = None, raise_on_failure: bool = True):
     """to_sequence(x (B, C, H, W)) -> (B, H*W, C); to_image(seq (B, H*W, C), height, width) -> (B, C, H, W)."""
@@ -77,7 +77,7 @@ def check_image_to_sequence(to_sequence: Callable, to_image: Optional[Callable] 
     return _check_to_image(to_image, raise_on_failure)
 
 
-@exercise("sequence_to_image", todo="seq (B, H*W, C) -> transpose -> (B, C, H*W) -> view (B, C, H, W)",
+@exercise("sequence_to_image", todo="seq (B, H*W, C) -> (B, C, H, W): the inverse of image_to_sequence",
           reference=lambda: sequence_to_image_reference)
 def check_sequence_to_image(to_image: Callable, raise_on_failure: bool = True) -> CheckResult:
     """to_image(seq (B, H*W, C), height, width) -> (B, C, H, W), the inverse of image_to_sequence."""
@@ -123,7 +123,7 @@ register("geglu",
          "Which half is the value and which the gate? The notes write `x, gate = ...`. Which GELU: the exact one.")
 
 
-@exercise("geglu", todo="value, gate = h.chunk(2, dim=-1); return value * GELU(gate)", reference=lambda: geglu_reference)
+@exercise("geglu", todo="h (..., 2D) -> (..., D): one half, gated by the GELU of the other half", reference=lambda: geglu_reference)
 def check_geglu(geglu: Callable, raise_on_failure: bool = True) -> CheckResult:
     """geglu(h (..., 2D)) -> (..., D), where h is the output of linear_geglu_1."""
     with _seeded(0):

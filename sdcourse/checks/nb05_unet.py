@@ -124,7 +124,8 @@ register("Upsample",
          "forward: double the pixels first (your upsample_nearest), then the conv.")
 
 
-@exercise("Upsample", todo="self.conv = 3x3 conv (padding 1); forward: nearest x2 by hand, then self.conv",
+@exercise("Upsample", todo="build the conv in __init__; forward: (B, C, H, W) -> (B, C, 2H, 2W), nearest "
+          "by hand, then the conv",
           reference=_reference_class("Upsample"))
 def check_upsample_module(cls, raise_on_failure: bool = True) -> CheckResult:
     """cls(channels) with `conv` (3x3, padding 1); forward(x (B, C, H, W)) -> (B, C, 2H, 2W): nearest x2, then
@@ -159,8 +160,8 @@ register("SwitchSequential",
          "Attention blocks take (x, context), residual blocks (x, time), everything else (x) alone. Return after the loop.")
 
 
-@exercise("SwitchSequential", todo="forward(x, context, time): for each layer, attention -> layer(x, context), "
-          "residual -> layer(x, time), else layer(x); return x", reference=_reference_class("SwitchSequential"))
+@exercise("SwitchSequential", todo="forward(x, context, time): run each layer with the inputs its kind needs; "
+          "return x", reference=_reference_class("SwitchSequential"))
 def check_switch_sequential(cls, raise_on_failure: bool = True) -> CheckResult:
     """cls(*layers), an nn.Sequential whose forward(x, context, time) hands each layer what it needs.
     Checked on (residual block, attention block, 3x3 conv): three layers that keep the shape, so that every
@@ -264,8 +265,8 @@ register("UNET",
          "(x, the LAST skip pushed) along the channels before its layers.")
 
 
-@exercise("UNET", todo="build encoders, bottleneck, decoders from the config; forward: push 12 skips, bottleneck, "
-          "pop them in reverse into torch.cat((x, skip), dim=1)", reference=_reference_class("UNET"))
+@exercise("UNET", todo="build encoders, bottleneck, decoders from the config; forward: the encoders "
+          "leave skips, the decoders take them back", reference=_reference_class("UNET"))
 def check_unet(cls, raise_on_failure: bool = True) -> CheckResult:
     """cls(config) with the notes' names (encoders, bottleneck, decoders); forward(x, context, time).
     Checked on an 8x8 latent in a config with half the tiny widths (16/32/64 channels): the same
@@ -353,8 +354,8 @@ register("forward_any_size",
          "Resize with F.interpolate(x, size=..., mode='nearest'), then apply the Upsample's own conv.")
 
 
-@exercise("forward_any_size", todo="UNET.forward, but each Upsample resizes to the size of the next skip "
-          "(F.interpolate(size=..., mode='nearest')) before its conv", reference=lambda: forward_any_size_reference)
+@exercise("forward_any_size", todo="UNET.forward for any latent size, as diffusers' UNet runs it "
+          "(12x20, 9x13, ...)", reference=lambda: forward_any_size_reference)
 def check_any_latent_size(fn: Callable, sizes=((12, 20), (9, 13)), raise_on_failure: bool = True) -> CheckResult:
     """fn(unet, x, context, time) -> (B, c1, h, w) for a course UNET and a latent of any size.
 

@@ -181,7 +181,7 @@ def _add_noise_reference():
     return add_noise
 
 
-@exercise("add_noise", todo="return sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * noise.", reference=_add_noise_reference)
+@exercise("add_noise", todo="x_t from x0, noise and alpha_bar: a sample of q(x_t | x_0).", reference=_add_noise_reference)
 def check_add_noise(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 06): fn(x0, noise, alpha_bar) -> x_t = sqrt(abar) x0 + sqrt(1 - abar) noise.
     x0, noise: (B, C, H, W); alpha_bar: a float in (0, 1) (or a tensor that broadcasts)."""
@@ -227,7 +227,7 @@ _DDPM_HINTS = {
 }
 
 
-@exercise("ddpm_step", todo="x0_hat, then the posterior's mean and std; return mean + std * z.", reference=_ddpm_reference)
+@exercise("ddpm_step", todo="one DDPM step: x_prev from x_t, the predicted noise and the fresh noise z.", reference=_ddpm_reference)
 def check_ddpm_step(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 06): fn(x_t, eps, alpha_bar_t, alpha_bar_prev, z) -> x_prev = mean + std * z,
     one DDPM step with the posterior q(x_prev | x_t, x0_hat) (alpha' = abar_t / abar_prev,
@@ -267,7 +267,7 @@ def _ddim_reference():
     return ddim
 
 
-@exercise("ddim_step", todo="x0_hat from x_t and eps, then sqrt(abar_prev) * x0_hat + sqrt(1 - abar_prev) * eps.",
+@exercise("ddim_step", todo="one deterministic DDIM step: x_prev from x_t and the predicted noise.",
           reference=_ddim_reference)
 def check_ddim_step(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 06): fn(x_t, eps, alpha_bar_t, alpha_bar_prev) -> x_prev of a deterministic
@@ -306,7 +306,7 @@ def _guidance_reference():
     return guidance
 
 
-@exercise("guidance", todo="split eps_both into [uncond, cond] halves; return uncond + scale * (cond - uncond).",
+@exercise("guidance", todo="eps_both holds the [uncond, cond] predictions: return the guided noise (B, C, H, W).",
           reference=_guidance_reference)
 def check_guidance(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 06): fn(eps_both, scale) with eps_both (2B, C, H, W) in the course's order

@@ -75,7 +75,7 @@ def _loss_mistakes(model, x0, ids, t, noise) -> Dict[str, torch.Tensor]:
     }
 
 
-@exercise("diffusion_loss", todo="noise x0 to x_t, predict the noise with model.predict_noise, weighted per-image MSE, mean.",
+@exercise("diffusion_loss", todo="the weighted noise-prediction loss of a batch: a scalar tensor that can be backpropagated.",
           reference=_loss_reference)
 def check_training_loss(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 07): fn(model, x0, ids, t, noise) -> the scalar training loss of
@@ -177,8 +177,7 @@ def _flat(model) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).double()
 
 
-@exercise("training_step", todo="loss = diffusion_loss(model, **batch); zero_grad, backward, clip to norm 1, step; "
-                                "return loss.item().", reference=_step_reference)
+@exercise("training_step", todo="one optimisation step of the model on a batch; return the loss as a float.", reference=_step_reference)
 def check_training_step(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 07): fn(model, optimizer, batch) -> float. One step: the loss of `batch`
     (a dict x0, ids, t, noise), optimizer.zero_grad(), loss.backward(), clip the gradient norm to 1,
@@ -215,7 +214,7 @@ def _fold_reference():
     return fold
 
 
-@exercise("fold", todo="view (B, C, H/p, p, W/p, p), permute the two offsets next to the channel, reshape.",
+@exercise("fold", todo="(B, C, H, W) -> (B, C p^2, H/p, W/p), by hand (pixel_unshuffle is blocked).",
           reference=_fold_reference)
 def check_space_to_depth(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 07): fn(images, p) -> F.pixel_unshuffle(images, p): (B, C, S, S) -> (B, C p^2, S/p, S/p),
@@ -250,7 +249,7 @@ def _score_reference():
     return score
 
 
-@exercise("localisation_score", todo="pool the mask to the map's grid; (mass inside / total mass) / (mask area share).",
+@exercise("localisation_score", todo="token_map (g, g), mask (S, S) -> how many times its fair share of the map's mass lies in the mask (a float).",
           reference=_score_reference)
 def check_localisation_score(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """Exercise (notebook 07): fn(token_map (g, g), mask (S, S) bool) -> float:

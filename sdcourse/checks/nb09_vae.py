@@ -164,8 +164,8 @@ register("DiagonalGaussianDistribution",
 
 
 @exercise("DiagonalGaussianDistribution",
-          todo="mean, logvar = parameters.chunk(2, dim=1); clamp logvar to [-30, 20]; std = exp(0.5 logvar), "
-               "var = exp(logvar); sample() = mean + std * randn; mode() = mean",
+          todo="the latent distribution from the encoder's (B, 8, h, w) output: mean, logvar, std, var, "
+               "sample(generator), mode()",
           reference=_reference_class("DiagonalGaussianDistribution"))
 def check_diagonal_gaussian(cls, raise_on_failure: bool = True) -> CheckResult:
     """cls(parameters (B, 8, h, w)) with .mean, .logvar, .std, .var (B, 4, h, w), .sample(generator), .mode()."""
@@ -225,7 +225,7 @@ register("Downsample",
          "column at the end of each axis only (right and bottom).")
 
 
-@exercise("Downsample", todo="self.conv = Conv2d(C, C, 3, stride=2, padding=0); forward: conv(F.pad(x, (0, 1, 0, 1)))",
+@exercise("Downsample", todo="a stride-2 3x3 conv that halves H and W, padded the way CompVis pads",
           reference=_reference_class("Downsample"))
 def check_downsample(cls, raise_on_failure: bool = True) -> CheckResult:
     """cls(channels) with `conv`; forward(x (B, C, H, W), H and W even) -> (B, C, H/2, W/2)."""
@@ -283,7 +283,7 @@ register("AttnBlock",
          "head width, softmax over the keys, weighted sum of v, back to (B, C, H, W), proj_out, then the residual.")
 
 
-@exercise("AttnBlock", todo="norm (eps 1e-6), q/k/v/proj_out 1x1 convs; forward: x + proj_out(softmax(q^T k / sqrt(C)) v)",
+@exercise("AttnBlock", todo="the VAE's one-head attention over pixels: norm, q/k/v/proj_out 1x1 convs, a residual",
           reference=_reference_class("AttnBlock"))
 def check_vae_attention(cls, raise_on_failure: bool = True) -> CheckResult:
     """cls(channels, n_groups) with norm, q, k, v, proj_out; forward(x (B, C, H, W)) -> (B, C, H, W).
@@ -335,7 +335,7 @@ register("encode_for_unet",
          "Which way does the factor go on the way INTO the UNet: does it make the latents smaller or larger?")
 
 
-@exercise("encode_for_unet", todo="return vae.encode(images * 2 - 1).mean * vae.scaling_factor",
+@exercise("encode_for_unet", todo="images (B, 3, H, W) in [0, 1] -> the latents the UNet was trained on, (B, 4, H/8, W/8)",
           reference=lambda: encode_for_unet_reference)
 def check_encode_for_unet(encode_for_unet: Callable, raise_on_failure: bool = True) -> CheckResult:
     """encode_for_unet(vae, images (B, 3, H, W) in [0, 1]) -> (B, 4, H/8, W/8), deterministic."""

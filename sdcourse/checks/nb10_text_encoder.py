@@ -161,7 +161,7 @@ register("quick_gelu",
          "The constant makes sigmoid(c x) close to the normal CDF: look at the plot above.")
 
 
-@exercise("quick_gelu", todo="return x * torch.sigmoid(1.702 * x)", reference=lambda: quick_gelu_reference)
+@exercise("quick_gelu", todo="CLIP's quick-GELU activation, elementwise, any shape", reference=lambda: quick_gelu_reference)
 def check_quick_gelu(quick_gelu: Callable, raise_on_failure: bool = True) -> CheckResult:
     """quick_gelu(x) -> x * sigmoid(1.702 x), any shape."""
     name = "quick_gelu"
@@ -287,8 +287,8 @@ register("CLIPLayer",
          "to x. Which comes first: the norm or the sum?")
 
 
-@exercise("CLIPLayer", todo="layer_norm1, self_attn, layer_norm2, mlp; forward: x + self_attn(layer_norm1(x)), "
-          "then x + mlp(layer_norm2(x))", reference=_reference_class("CLIPLayer"))
+@exercise("CLIPLayer", todo="build layer_norm1, self_attn, layer_norm2, mlp; forward: the pre-LayerNorm "
+          "layer with its two residuals", reference=_reference_class("CLIPLayer"))
 def check_clip_layer(cls, raise_on_failure: bool = True) -> CheckResult:
     """cls(config) with layer_norm1, self_attn (q/k/v/out_proj), layer_norm2, mlp (fc1, fc2);
     forward(x (B, L, n_embd)) -> (B, L, n_embd). Checked on perturbed weights (LayerNorms off 1 and 0)."""

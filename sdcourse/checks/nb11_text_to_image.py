@@ -64,7 +64,7 @@ def _guided_context_reference():
     return lambda text_encoder, tokenizer, prompts: prompt_contexts(tokenizer, text_encoder, prompts, guided=True)
 
 
-@exercise("guided_context", todo="encode the prompts and the empty prompt; return torch.cat([uncond, cond]).",
+@exercise("guided_context", todo="the (2B, 77, 768) context for guidance, in the course's [uncond, cond] order.",
           reference=_guided_context_reference)
 def check_guided_context(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """fn(text_encoder, tokenizer, prompts) -> (2B, 77, d): [uncond, cond], uncond = embeddings of ""."""
@@ -92,7 +92,7 @@ def _decode_reference():
     return decode_latents
 
 
-@exercise("decode", todo="latents / vae.scaling_factor -> vae.decode -> / 2 + 0.5 -> clamp(0, 1).",
+@exercise("decode", todo="latents (B, 4, h, w) -> images (B, 3, 8h, 8w) in [0, 1].",
           reference=_decode_reference)
 def check_decode(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """fn(vae, latents (B, 4, h, w)) -> pictures (B, 3, 8h, 8w) in [0, 1]."""
@@ -140,7 +140,7 @@ def _loop(unet, x, context, timesteps, schedule, scale, mistake=None):
     return x
 
 
-@exercise("denoise", todo="for each t: eps of the doubled batch, guidance, ddim_step to the next timestep (-1 at the end).",
+@exercise("denoise", todo="the sampling loop: from noise to the final latents, with guidance and DDIM steps.",
           reference=_denoise_reference)
 def check_denoise(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     """fn(unet, latents (B, 4, h, w), context (2B, L, d) [uncond, cond], timesteps, schedule, guidance_scale)
