@@ -21,32 +21,7 @@ from sdcourse.checks import ExerciseError
 from sdcourse.checks import nb09_vae as nb09
 from sdcourse.checks.core import MARGINS
 
-
-def verdict(checker, answer):
-    return checker(answer, raise_on_failure=False)
-
-
-def assert_names(checker, answer, mistake):
-    result = verdict(checker, answer)
-    assert not result.passed and result.mistake == mistake, result
-    with pytest.raises(ExerciseError, match=re.escape(mistake)):
-        checker(answer)
-
-
-def assert_todo_then_reference(checker, stub, reference, capsys):
-    assert checker(stub) is reference
-    assert capsys.readouterr().out.startswith(f"[todo] {checker.exercise_name}:")
-
-
-def stub(*args, **kwargs):
-    # YOUR CODE HERE
-    raise NotImplementedError()
-
-
-class StubModule(nn.Module):
-    def __init__(self, *args, **kwargs):
-        super().__init__()
-        raise NotImplementedError()
+from checker_asserts import StubModule, assert_names, assert_todo_then_reference, stub, verdict
 
 
 def assert_margins(checker, answer):
