@@ -59,17 +59,17 @@ def has_solution(source: str) -> bool:
     return any(line.strip().startswith((BEGIN, END)) for line in source.split("\n"))
 
 
-def learner_edition(nb, filename: str):
+def learner_edition(nb, filename: str, code_stub: List[str] = CODE_STUB, markdown_stub: List[str] = MARKDOWN_STUB):
     """The learner edition of the source notebook `nb` (an nbformat NotebookNode) named `filename`,
-    without outputs (they come from executing it)."""
+    without outputs (they come from executing it). The stubs: the Chinese edition passes its own."""
     learner = copy.deepcopy(nb)
     self_link = re.compile(r"\]\((" + re.escape(filename) + r")(#[^)]*)?\)")
     for index, cell in enumerate(learner.cells):
         where = f"{filename}, cell {index} ({cell.get('id', '?')})"
         if cell.cell_type == "code":
-            cell.source = clear_solutions(cell.source, CODE_STUB, where)
+            cell.source = clear_solutions(cell.source, code_stub, where)
             cell.outputs, cell.execution_count = [], None
         elif cell.cell_type == "markdown":
-            cell.source = clear_solutions(cell.source, MARKDOWN_STUB, where)
+            cell.source = clear_solutions(cell.source, markdown_stub, where)
             cell.source = self_link.sub(lambda m: f"](solutions/{m.group(1)}{m.group(2) or ''})", cell.source)
     return learner

@@ -1,5 +1,6 @@
 """sdcourse: the Stable Diffusion v1 UNet rebuilt from scratch, one component at a time."""
 from .attention import CrossAttention, SelfAttention, attention_weights
+from .i18n import get_language, set_language
 from .device import default_device, describe_device, on_colab, set_threads
 from .text_to_image import TextToImage, load_text_to_image
 from .time_embedding import TimeEmbedding, sinusoidal_embedding
@@ -33,10 +34,11 @@ from .weights import (
     save_unet,
 )
 
-__version__ = "0.2.0"  # = pyproject.toml's version
+__version__ = "0.3.0"  # = pyproject.toml's version
 
 __all__ = [
     "CrossAttention", "SelfAttention", "attention_weights",
+    "set_language", "get_language",
     "default_device", "describe_device", "on_colab", "set_threads",
     "TimeEmbedding", "sinusoidal_embedding",
     "UNET", "Diffusion", "SwitchSequential", "UNET_AttentionBlock", "UNET_OutputLayer",

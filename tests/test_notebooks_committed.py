@@ -1,5 +1,6 @@
 """nbval passes a notebook whose cells have no stored outputs, so check what is committed: both
-editions executed top to bottom, outputs that read well without a kernel (GitHub, Colab's preview)."""
+editions, in English and in Chinese (notebooks/zh/), executed top to bottom, outputs that read
+well without a kernel (GitHub, Colab's preview)."""
 import json
 import re
 from pathlib import Path
@@ -7,8 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LEARNER = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
-SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9]*.ipynb"))
+LEARNER = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")) + sorted((ROOT / "notebooks" / "zh").glob("[0-9]*.ipynb"))
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9]*.ipynb")) + sorted(
+    (ROOT / "notebooks" / "zh" / "solutions").glob("[0-9]*.ipynb"))
 NOTEBOOKS = LEARNER + SOLUTIONS
 IDS = [str(p.relative_to(ROOT / "notebooks")) for p in NOTEBOOKS]
 
@@ -85,12 +87,12 @@ def test_no_frozen_progress_bar(path):
                 assert bar == "100", f"{path.name}: a progress bar frozen at {bar}% in the output of:\n" + "".join(cell["source"])
 
 
-@pytest.mark.parametrize("path", LEARNER, ids=[p.name for p in LEARNER])
+@pytest.mark.parametrize("path", LEARNER, ids=[str(p.relative_to(ROOT / "notebooks")) for p in LEARNER])
 def test_learner_edition_is_unsolved_and_runs(path):
     """Every checker in the learner edition says [todo] (and nothing failed: the execution check
     above), none says [ok]; the solution edition is the opposite."""
     learner = "".join(_text(o) for c in _cells(path) for o in c.get("outputs", []))
-    solved = "".join(_text(o) for c in _cells(ROOT / "notebooks" / "solutions" / path.name) for o in c.get("outputs", []))
+    solved = "".join(_text(o) for c in _cells(path.parent / "solutions" / path.name) for o in c.get("outputs", []))
     stubs = sum("raise NotImplementedError()" in "".join(c["source"]) for c in _cells(path))
     if stubs:
         assert "[todo]" in learner, f"{path.name}: {stubs} stub(s) but no [todo] line: is each checked?"
