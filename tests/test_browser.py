@@ -392,3 +392,43 @@ def test_widgets_live_in_jupyterlab(lab, browser, shots):
         for page in pages.values():
             page.close()
     print(f"browser test: {len(plans)} notebook(s) {sorted(plans)} in {time.monotonic() - start:.0f} s")
+
+
+ZH_NOTEBOOK = ROOT / "notebooks" / "zh" / "solutions" / "04_image_as_sequence.ipynb"
+_CJK = "/[\\u4e00-\\u9fff]/"
+
+
+@pytest.mark.browser
+def test_chinese_edition_renders_in_jupyterlab(lab, browser, shots):
+    """A zh notebook in JupyterLab: Chinese prose, a checker line and widget labels in Chinese, its
+    figures drawn, no error. Screenshots: zh_notebook.png (the top) and zh_widget_sequence.png."""
+    if not ZH_NOTEBOOK.exists():
+        pytest.fail(f"{ZH_NOTEBOOK.relative_to(ROOT)} is missing: run make notebooks")
+    url, folder = lab
+    zh_folder = folder / "zh"
+    zh_folder.mkdir(exist_ok=True)
+    _copy_runnable(ZH_NOTEBOOK, zh_folder / ZH_NOTEBOOK.name)
+    page = browser.new_page(viewport={"width": 1300, "height": 2000})
+    try:
+        _start_run_all(page, url, f"zh/{ZH_NOTEBOOK.name}")
+        _wait([page], _ALL_RAN, "Run All of the zh notebook")
+        _check_no_errors(page, zh_folder, ZH_NOTEBOOK.name)
+        heading = page.locator(".jp-MarkdownCell h1").first.inner_text()
+        assert page.evaluate(f"t => {_CJK}.test(t)", heading), f"the first heading is not Chinese: {heading}"
+        outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+        checker_lines = [line for text in outputs for line in text.splitlines() if line.startswith("[ok]")]
+        assert checker_lines and all(page.evaluate(f"t => {_CJK}.test(t)", line) for line in checker_lines), checker_lines[:3]
+        labels = page.locator(".jp-OutputArea-output .widget-label").all_inner_texts()
+        assert any(page.evaluate(f"t => {_CJK}.test(t)", label) for label in labels), f"widget labels: {labels}"
+        assert page.locator(".jp-OutputArea-output img").count() >= 3, "the notebook's figures are not shown"
+        page.locator(".jp-MarkdownCell h1").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "zh_notebook.png"), clip={"x": 0, "y": 0, "width": 1300, "height": 1300})
+        widget = page.locator(".jp-OutputArea-output", has=page.locator(".jupyter-widgets.widget-vbox")).first
+        widget.scroll_into_view_if_needed()
+        widget.screenshot(path=str(shots / "zh_widget_sequence.png"))
+        _trim(shots / "zh_widget_sequence.png")
+    except Exception:
+        page.screenshot(path=str(shots / "failed_zh.png"))
+        raise
+    finally:
+        page.close()

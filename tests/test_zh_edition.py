@@ -162,8 +162,9 @@ def test_the_notes_say_callouts_quote_the_notes_in_chinese():
         for cell in _source(path).cells:
             if cell.cell_type == "markdown" and "The notes say" in cell.source:
                 text = sections[cell.id].text
-                quoted = [q for q in re.findall(r"[`“「\"]([^`”」\"]*[\u4e00-\u9fff][^`”」\"]*)[`”」\"]", text)
-                          if re.sub(r"\s+", "", q) in notes]
+                # the notes' words, or the notes' code where the English quotes code
+                quoted = [q for q in re.findall(r"`([^`]+)`|“([^”]+)”|「([^」]+)」", text)
+                          if len(re.sub(r"\s+", "", "".join(q))) >= 6 and re.sub(r"\s+", "", "".join(q)) in notes]
                 if "笔记原文" not in text or not quoted:
                     missing.append(f"{path.name} cell {cell.id}")
     assert not missing, f"'The notes say' without 笔记原文 and a phrase quoted from the notes: {missing}"
@@ -176,3 +177,14 @@ def test_readme_zh_is_linked_and_gives_the_same_commands():
         assert command in readme and command in readme_zh
     assert "notebooks/zh/" in readme_zh and "colab" in readme_zh.lower()
     assert not zh.english_runs(readme_zh), f"English left in README.zh.md: {zh.english_runs(readme_zh)[:2]}"
+
+
+def test_zh_install_cell_only_switches_the_language_outside_colab():
+    import sdcourse
+
+    assert "google.colab" not in sys.modules
+    try:
+        exec(install_cell(sdcourse.__version__, [], "zh"), {})
+        assert sdcourse.get_language() == "zh"
+    finally:
+        sdcourse.set_language("en")
