@@ -23,12 +23,33 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sdcourse"
 CHECKS = PACKAGE / "checks"
+A_WORD = re.compile(r"[A-Za-z]{3,}")
 WORD = re.compile(r"^[(\"']?[A-Za-z]{2,}[.,:;!?)\"']*$")
 
 
 def is_prose(text: str) -> bool:
     """Two plain English words at least: 'residual forgotten' is a message, 'in_proj.bias' is not."""
     return sum(bool(WORD.match(token)) for token in text.split()) >= 2
+
+
+def _is_call(text: str) -> bool:
+    """'add_noise(x0, noise, alpha_bar=0.3)': a name, then one pair of brackets to the end."""
+    match = re.match(r"[\w.]+\(", text)
+    if not match:
+        return False
+    depth = 0
+    for i in range(match.end() - 1, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
+def is_message(text: str) -> bool:
+    """A checker's text for people: prose, or one word beside code ('1/sqrt(C) forgotten', 'Got {}.')."""
+    if _is_call(text.strip()):  # a call, as a check's name: code
+        return False
+    return is_prose(text) or (any(WORD.match(t) for t in text.split()) and len(text.split()) >= 2)
 
 
 def _key(node: ast.AST) -> str:
@@ -82,12 +103,13 @@ def extract() -> Dict[str, List[str]]:
             nodes = [n for n in ast.walk(tree)
                      if isinstance(n, (ast.Constant, ast.JoinedStr)) and id(n) not in skip and id(n) not in inner
                      and (isinstance(n, ast.JoinedStr) or isinstance(n.value, str))]
-        for node in ast.walk(tree):
-            if _is_tr(node) and node.args:
-                nodes.append(node.args[0])
+        tr_args = [node.args[0] for node in ast.walk(tree) if _is_tr(node) and node.args]
+        nodes += tr_args
         for node in nodes:
             key = _key(node).strip()
-            if not key or not is_prose(_literal_text(key)):
+            marked = node in tr_args  # tr("...") marks a message, even of one word
+            if not key or not (marked and A_WORD.search(_literal_text(key)) or
+                               (is_message if in_checks else is_prose)(_literal_text(key))):
                 continue
             if lines[node.lineno - 1].rstrip().endswith("# i18n: no"):
                 continue
@@ -97,7 +119,6 @@ def extract() -> Dict[str, List[str]]:
 
 FIGURE_CALLS = {"set_title", "set_xlabel", "set_ylabel", "suptitle", "title", "xlabel", "ylabel", "text",
                 "annotate", "set_text", "set_label", "legend"}
-A_WORD = re.compile(r"[A-Za-z]{3,}")
 
 
 def extract_notebooks() -> Dict[str, List[str]]:

@@ -34,6 +34,8 @@ MESSAGES = {
     "one weight, three names": "同一份权重，三个名字",
     "\"{}\", {} steps": "“{}”，{} 步",
     "image": "图像",
+    "SD v1's VAE at 512 x 512: encoder (blue) and decoder (orange), one bar per block; height = side, shade = channels, label = channels x side":
+        "SD v1 的 VAE，512 x 512 输入：编码器（蓝）与解码器（橙），每个块一根柱；高度 = 边长，深浅 = 通道数，标注 = 通道数 x 边长",
     "decoded": "解码结果",
     "latent channel {}": "潜变量通道 {}",
     "{}: pixel std {}": "{}：像素标准差 {}",

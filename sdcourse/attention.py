@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 from torch.nn import functional as F
+from .i18n import tr
 
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -47,7 +48,7 @@ class _Attention(nn.Module):
     def __init__(self, n_heads: int, d_embed: int):
         super().__init__()
         if d_embed % n_heads != 0:
-            raise ValueError(f"{type(self).__name__}: d_embed={d_embed} is not divisible by n_heads={n_heads}.")
+            raise ValueError(tr(f"{type(self).__name__}: d_embed={d_embed} is not divisible by n_heads={n_heads}."))
         self.n_heads = n_heads
         self.d_head = d_embed // n_heads
         self.d_embed = d_embed
@@ -68,8 +69,8 @@ class _Attention(nn.Module):
     def _check_tokens(self, x: torch.Tensor, width: int, what: str) -> None:
         if x.ndim != 3 or x.shape[-1] != width:
             raise ValueError(
-                f"{type(self).__name__}: {what} must be (batch, sequence, {width}), got shape {tuple(x.shape)}. "
-                "An image feature map (B, C, H, W) becomes a sequence with x.view(B, C, H*W).transpose(1, 2)."
+                tr(f"{type(self).__name__}: {what} must be (batch, sequence, {width}), got shape {tuple(x.shape)}. "
+                "An image feature map (B, C, H, W) becomes a sequence with x.view(B, C, H*W).transpose(1, 2).")
             )
 
 
@@ -110,12 +111,12 @@ class CrossAttention(_Attention):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x: (B, Lq, d_embed) image tokens; y: (B or 1, Lk, d_cross) context -> (B, Lq, d_embed)."""
-        self._check_tokens(x, self.d_embed, "x (the image tokens)")
-        self._check_tokens(y, self.d_cross, "the context")
+        self._check_tokens(x, self.d_embed, tr("x (the image tokens)"))
+        self._check_tokens(y, self.d_cross, tr("y (the context)"))
         if y.shape[0] not in (1, x.shape[0]):
             raise ValueError(
-                f"CrossAttention: context batch {y.shape[0]} cannot broadcast to image batch {x.shape[0]}. "
-                "Give one context per image, or a single context (batch 1) shared by all."
+                tr(f"CrossAttention: context batch {y.shape[0]} cannot broadcast to image batch {x.shape[0]}. "
+                "Give one context per image, or a single context (batch 1) shared by all.")
             )
         # (B, Lq, C) -> (B, H, Lq, Dh)
         q = split_heads(self.q_proj(x), self.n_heads)

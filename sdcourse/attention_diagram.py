@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .unet import UNET_AttentionBlock
+from .i18n import tr
 
 
 def trace_attention_block(n_head: int = 8, d_head: int = 40, d_context: int = 768, size: int = 64,
@@ -30,11 +31,11 @@ def trace_attention_block(n_head: int = 8, d_head: int = 40, d_context: int = 76
     for label, value in (("n_head", n_head), ("d_head", d_head), ("d_context", d_context), ("size", size),
                          ("context_length", context_length)):
         if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"trace_attention_block: {label} must be a positive int, got {value!r}.")
+            raise ValueError(tr(f"trace_attention_block: {label} must be a positive int, got {value!r}."))
     channels = n_head * d_head
     if channels % 32:
-        raise ValueError(f"trace_attention_block: n_head * d_head = {channels} channels do not divide into 32 GroupNorm "
-                         "groups. Use SD's sizes, e.g. 8 heads of 40, 80 or 160.")
+        raise ValueError(tr(f"trace_attention_block: n_head * d_head = {channels} channels do not divide into 32 GroupNorm "
+                            "groups. Use SD's sizes, e.g. 8 heads of 40, 80 or 160."))
     with torch.device("meta"):
         block = UNET_AttentionBlock(n_head, d_head, d_context=d_context)
     x = torch.zeros(1, channels, size, size, device="meta")  # (B, C, H, W)
@@ -123,11 +124,11 @@ def attention_block_diagram(n_head: int = 8, d_head: int = 40, d_context: int = 
     y = {name: float(i) for i, name in enumerate(rows)}
     note = {name: _shape(shapes[f"{name} out"], size) for name, _ in block.named_children()}
 
-    box(y["x"], f"x {_shape(shapes['x'], size)}: a feature map", "io")
+    box(y["x"], tr(f"x {_shape(shapes['x'], size)}: a feature map", figure=True), "io")
     box(y["groupnorm"], f"groupnorm: {_label(block.groupnorm)}", "norm", note=note["groupnorm"])
     box(y["conv_input"], f"conv_input: {_label(block.conv_input)}", "conv", note=note["conv_input"])
     box(y["to_seq"], "view(B, C, h·w).transpose(1, 2)", "shape",
-        note=f"{_shape(shapes['layernorm_1 in'], size)}: one token per pixel")
+        note=tr(f"{_shape(shapes['layernorm_1 in'], size)}: one token per pixel", figure=True))
     box(y["layernorm_1"], f"layernorm_1: {_label(block.layernorm_1)}", "norm")
     box(y["attention_1"], f"attention_1: {_label(block.attention_1)}", "attn", note=f"weights (B, {n_head}, h·w, h·w)")
     box(y["layernorm_2"], f"layernorm_2: {_label(block.layernorm_2)}", "norm")
@@ -139,7 +140,7 @@ def attention_block_diagram(n_head: int = 8, d_head: int = 40, d_context: int = 
     box(y["linear_geglu_2"], f"linear_geglu_2: {_label(block.linear_geglu_2)}", "ff", note=note["linear_geglu_2"])
     box(y["to_image"], "transpose(1, 2).view(B, C, h, w)", "shape", note=_shape(shapes["conv_output in"], size))
     box(y["conv_output"], f"conv_output: {_label(block.conv_output)}", "conv")
-    box(y["output"], f"output {_shape(shapes['output'], size)}: the input's shape", "io")
+    box(y["output"], tr(f"output {_shape(shapes['output'], size)}: the input's shape", figure=True), "io")
     for name in ("add_1", "add_2", "add_3", "add_long"):
         plus(y[name])
 
@@ -161,16 +162,16 @@ def attention_block_diagram(n_head: int = 8, d_head: int = 40, d_context: int = 
     y0, y1 = y["x"] + 0.45, y["add_long"]
     ax.plot([main, 0.8, 0.8], [y0, y0, y1], color="#333333", lw=1.1, zorder=1)
     arrow((0.8, y1), (main - 0.18, y1))
-    ax.text(0.7, (y0 + y1) / 2, "residue_long (the block's input x)", rotation=90, ha="right", va="center",
+    ax.text(0.7, (y0 + y1) / 2, tr("residue_long (the block's input x)", figure=True), rotation=90, ha="right", va="center",
             fontsize=8.5, color="#444444")
     # the context joins the cross-attention from the right
     cx = 8.6
     box(y["layernorm_2"] - 0.1, f"context {_shape(shapes['context'], size)}", "io", x=cx, width=2.2)
-    ax.text(cx, y["layernorm_2"] + 0.35, f"keys, values: (B, {shapes['context'][1]}, {channels})\nweights (B, {n_head}, "
-                                         f"h·w, {shapes['context'][1]})", ha="center", va="top", fontsize=8.5,
+    ax.text(cx, y["layernorm_2"] + 0.35, tr(f"keys, values: (B, {shapes['context'][1]}, {channels})\nweights (B, {n_head}, "
+                                            f"h·w, {shapes['context'][1]})", figure=True), ha="center", va="top", fontsize=8.5,
             color="#444444")
     arrow((cx, y["attention_2"] - 0.05), (main + 2.3, y["attention_2"]), connectionstyle="angle,angleA=90,angleB=0,rad=0")
-    ax.text(5.0, 19.2, f"UNET_AttentionBlock({n_head}, {d_head}, d_context={d_context}): {channels} channels, "
-                       "traced on the meta device (any h, w)", ha="center", va="center", fontsize=10.5,
+    ax.text(5.0, 19.2, tr(f"UNET_AttentionBlock({n_head}, {d_head}, d_context={d_context}): {channels} channels, "
+                          "traced on the meta device (any h, w)", figure=True), ha="center", va="center", fontsize=10.5,
             fontweight="bold")
     return fig

@@ -28,6 +28,7 @@ from torch import nn
 
 from .attention import CrossAttention, SelfAttention
 from .unet import UNET, Diffusion, Upsample
+from .i18n import tr
 
 
 @dataclass
@@ -100,7 +101,7 @@ def resolution_label(factor: int, latent_factor: int = 8) -> str:
 def attention_blocks(model: nn.Module, kind: str = "cross") -> List[Tuple[BlockInfo, nn.Module]]:
     """Every attention module of `kind` ("self" or "cross") in `model`, in forward order, with its BlockInfo."""
     if kind not in ("self", "cross"):
-        raise ValueError(f"attention_blocks: kind must be 'self' or 'cross', got {kind!r}.")
+        raise ValueError(tr(f"attention_blocks: kind must be 'self' or 'cross', got {kind!r}."))
     cls = SelfAttention if kind == "self" else CrossAttention
     unet = find_unet(model)
     levels = _levels(unet) if unet is not None else {}
@@ -123,14 +124,14 @@ def attention_blocks(model: nn.Module, kind: str = "cross") -> List[Tuple[BlockI
 def sequence_index(row: int, col: int, width: int) -> int:
     """Pixel (row, col) of a map `width` pixels wide -> its token index after (B,C,H,W)->(B,H*W,C): row*width+col."""
     if not 0 <= col < width or row < 0:
-        raise ValueError(f"sequence_index: pixel ({row}, {col}) is outside a map {width} pixels wide.")
+        raise ValueError(tr(f"sequence_index: pixel ({row}, {col}) is outside a map {width} pixels wide."))
     return row * width + col
 
 
 def sequence_pixel(index: int, width: int) -> Tuple[int, int]:
     """Token index -> pixel (row, col): (index // width, index % width)."""
     if index < 0:
-        raise ValueError(f"sequence_pixel: token index must be >= 0, got {index}.")
+        raise ValueError(tr(f"sequence_pixel: token index must be >= 0, got {index}."))
     return index // width, index % width
 
 
@@ -157,7 +158,7 @@ def block_grid(length: int, latent_hw: Optional[Tuple[int, int]] = None,
     side = math.isqrt(length)
     if side * side != length:
         raise ValueError(
-            f"cannot tell the grid of {length} tokens: it is not square. Pass latent_hw=(height, width) of the latent."
+            tr(f"cannot tell the grid of {length} tokens: it is not square. Pass latent_hw=(height, width) of the latent.")
         )
     return side, side
 
@@ -167,5 +168,5 @@ def latent_to_grid(pixel: Tuple[int, int], latent_hw: Tuple[int, int], grid: Tup
     h, w = latent_hw
     r, c = int(pixel[0]), int(pixel[1])
     if not (0 <= r < h and 0 <= c < w):
-        raise ValueError(f"query {tuple(pixel)} is outside the latent grid {h} x {w}; rows 0..{h - 1}, cols 0..{w - 1}.")
+        raise ValueError(tr(f"query {tuple(pixel)} is outside the latent grid {h} x {w}; rows 0..{h - 1}, cols 0..{w - 1}."))
     return r * grid[0] // h, c * grid[1] // w

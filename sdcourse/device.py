@@ -8,6 +8,8 @@ from typing import Iterable, Optional, Union
 
 import torch
 
+from .i18n import tr
+
 
 def default_device() -> torch.device:
     """CUDA if available, then Apple's MPS, then the CPU."""
@@ -35,7 +37,7 @@ def set_threads(n: int | None = None) -> int:
         n = int(env) if env else None
     if n is not None:
         if n < 1:
-            raise ValueError(f"set_threads: thread count must be >= 1, got {n}.")
+            raise ValueError(tr(f"set_threads: thread count must be >= 1, got {n}."))
         torch.set_num_threads(n)
     return torch.get_num_threads()
 
@@ -91,7 +93,7 @@ def progress_bar(iterable: Optional[Iterable] = None, progress: Union[bool, str]
     call .update(n) and .close() (or use it in a `with` block).
     """
     if progress not in (True, False, "live"):
-        raise ValueError(f"progress must be True, False or 'live', got {progress!r}.")
+        raise ValueError(tr(f"progress must be True, False or 'live', got {progress!r}."))
     if progress == "live":
         from tqdm.auto import tqdm
 

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from .device import progress_bar
 from .toy import COLORS, SHAPES, all_single_prompts, coverage, parse_caption, two_object_prompts, word_kind
+from .i18n import tr
 
 # Localisation is measured on the maps of the finest grid (8 x 8 for the tiny model: the blocks
 # at factor 8, which sdcourse.record labels "(H/3)" for this model: down.1, down.2, up.9, up.10, up.11), as attention-map tools use
@@ -52,7 +53,7 @@ _CENTROID_BELOW_CENTER = {"circle": 0.0, "square": 0.0, "triangle": 1.0 / 3.0}  
 def _to_unit(image) -> np.ndarray:
     """(3, S, S) tensor in [-1, 1] -> (S, S, 3) numpy in [0, 1]."""
     if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"judge_image: expected an image tensor (3, S, S) in [-1, 1], got {getattr(image, 'shape', type(image))}.")
+        raise ValueError(tr(f"judge_image: expected an image tensor (3, S, S) in [-1, 1], got {getattr(image, 'shape', type(image))}."))
     return ((image.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
 
 
@@ -162,7 +163,7 @@ def localisation_score(token_map: torch.Tensor, mask: np.ndarray) -> float:
     mass_inside = float((token_map * cell).sum() / token_map.sum().clamp_min(1e-12))
     area_share = float(cell.mean())
     if area_share <= 0:
-        raise ValueError("localisation_score: the object mask is empty.")
+        raise ValueError(tr("localisation_score: the object mask is empty."))
     return mass_inside / area_share
 
 
@@ -199,9 +200,9 @@ def evaluate(model, n_seeds: int = 2, n_two: int = 40, steps: int = 25, guidance
     from .toy import Tokenizer
 
     if n_seeds < 1 or n_two < 0 or batch < 1:
-        raise ValueError(f"evaluate: need n_seeds >= 1, n_two >= 0, batch >= 1; got {n_seeds}, {n_two}, {batch}.")
+        raise ValueError(tr(f"evaluate: need n_seeds >= 1, n_two >= 0, batch >= 1; got {n_seeds}, {n_two}, {batch}."))
     if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"evaluate: sampler must be 'ddpm' or 'ddim', got {sampler!r}.")
+        raise ValueError(tr(f"evaluate: sampler must be 'ddpm' or 'ddim', got {sampler!r}."))
     tok = Tokenizer()
     singles = [p for p in (all_single_prompts() if single_prompts is None else single_prompts) for _ in range(n_seeds)]
     twos = two_object_prompts(n_two, seed=seed + 1)

@@ -33,6 +33,7 @@ from .render import figure_to_png
 from .shapes import trace
 from .time_embedding import sinusoidal_embedding
 from .unet import UNET_ResidualBlock, UNetConfig
+from .i18n import tr
 
 # Colours of the layer kinds (colour-blind safe: Okabe-Ito).
 COLOURS = {"res": "#56B4E9", "attn": "#E69F00", "down": "#BBBBBB", "up": "#BBBBBB", "conv": "#BBBBBB"}
@@ -50,15 +51,15 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
     from matplotlib.textpath import TextPath
 
     if not isinstance(latent_size, int) or latent_size <= 0 or latent_size % 8:
-        raise ValueError(f"unet_diagram: latent_size must be a positive multiple of 8 (the UNet halves it 3 times), "
-                         f"got {latent_size!r}. Try 64 (a 512 px image).")
+        raise ValueError(tr(f"unet_diagram: latent_size must be a positive multiple of 8 (the UNet halves it 3 times), "
+                            f"got {latent_size!r}. Try 64 (a 512 px image)."))
     ledger = trace(config, height=8 * latent_size, width=8 * latent_size)
     # rows: stage, layers, input (B, C, h, w), output (B, C, h, w); a decoder's input includes its skip
     encoders, decoders = ledger.stages("encoders"), ledger.stages("decoders")
     bottleneck, = ledger.stages("bottleneck")
     n = len(encoders)
     if len(decoders) != n:
-        raise ValueError(f"unet_diagram: {n} encoders but {len(decoders)} decoders; every skip needs a decoder.")
+        raise ValueError(tr(f"unet_diagram: {n} encoders but {len(decoders)} decoders; every skip needs a decoder."))
 
     fig_w, fig_h, x_min, x_max = 11.0, 10.5, -1.6, 15.0
     fig = plt.figure(figsize=(fig_w, fig_h))
@@ -128,7 +129,7 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
     width = sum(text_width(layer.label) + 0.24 + 0.1 for layer in bottleneck.layers) - 0.1
     bx = (left_x + 0.4 + right_x + 2.0) / 2 - width / 2
     chips(bottleneck, bx, n)
-    ax.text(bx + width / 2, n + 0.55, f"bottleneck: {bottleneck.output[1]} channels", ha="center", va="top", fontsize=10)
+    ax.text(bx + width / 2, n + 0.55, tr(f"bottleneck: {bottleneck.output[1]} channels", figure=True), ha="center", va="top", fontsize=10)
     arrow((left_x + 0.9, n - 1 + chip_h / 2), (bx - 0.05, n), connectionstyle="arc3,rad=0.25")
     arrow((bx + width + 0.05, n), (right_x + 0.5, n - 1 + chip_h / 2), connectionstyle="arc3,rad=0.25")
 
@@ -137,26 +138,26 @@ def unet_diagram(config: Optional[UNetConfig] = None, latent_size: int = 64):
     ax.text(left_x + 0.4, -1.15, f"latent (B, {cfg.in_channels}, H/8, W/8)", ha="left", va="center", fontsize=10,
             fontweight="bold")
     arrow((left_x + 0.9, -0.9), (left_x + 0.9, -chip_h / 2))
-    ax.text(right_x, -1.25, f"(B, {decoders[-1].output[1]}, H/8, W/8) → output layer\n"
-                            f"→ predicted noise (B, {cfg.out_channels}, H/8, W/8)", ha="left", va="center", fontsize=10,
+    ax.text(right_x, -1.25, tr(f"(B, {decoders[-1].output[1]}, H/8, W/8) → output layer\n"
+                               f"→ predicted noise (B, {cfg.out_channels}, H/8, W/8)", figure=True), ha="left", va="center", fontsize=10,
             fontweight="bold")
     arrow((right_x + 0.5, -chip_h / 2), (right_x + 0.5, -0.9))
 
-    ax.text((x_min + x_max) / 2, -2.0, f"The SD v1 UNet traced on the meta device (latent {latent_size}×{latent_size} = "
-                       f"{8 * latent_size} px image)" if config is None else
-            f"UNet {cfg.channels} traced on the meta device (latent {latent_size}×{latent_size})",
+    ax.text((x_min + x_max) / 2, -2.0, tr(f"The SD v1 UNet traced on the meta device (latent {latent_size}×{latent_size} = "
+                                          f"{8 * latent_size} px image)", figure=True) if config is None else
+            tr(f"UNet {cfg.channels} traced on the meta device (latent {latent_size}×{latent_size})", figure=True),
             ha="center", va="center", fontsize=12, fontweight="bold")
-    legend = [("res", f"Res in→out: residual block, gets the time embedding ({cfg.n_time})"),
-              ("attn", f"Attn heads×d_head: attention block, gets the text context (77×{cfg.d_context})"),
-              ("down", "Down /2: conv stride 2;  Up ×2: nearest upsampling + conv")]
+    legend = [("res", tr(f"Res in→out: residual block, gets the time embedding ({cfg.n_time})", figure=True)),
+              ("attn", tr(f"Attn heads×d_head: attention block, gets the text context (77×{cfg.d_context})", figure=True)),
+              ("down", tr("Down /2: conv stride 2;  Up ×2: nearest upsampling + conv", figure=True))]
     for k, (kind, text) in enumerate(legend):
         y = n + 1.25 + 0.33 * k
         ax.add_patch(Rectangle((0.3, y - 0.12), 0.35, 0.24, fc=COLOURS[kind], ec="#333333", lw=0.6))
         ax.text(0.8, y, text, ha="left", va="center", fontsize=10)
-    ax.text(right_x - 0.1, n + 1.1, "Numbers beside the columns: channels leaving an encoder\n"
-                                    "step, and entering a decoder step (current + skip, cat).\n"
-                                    "Green skips: each encoder output is pushed on a stack and\n"
-                                    "popped by the decoder on the same row (last in, first out).",
+    ax.text(right_x - 0.1, n + 1.1, tr("Numbers beside the columns: channels leaving an encoder\n"
+                                       "step, and entering a decoder step (current + skip, cat).\n"
+                                       "Green skips: each encoder output is pushed on a stack and\n"
+                                       "popped by the decoder on the same row (last in, first out).", figure=True),
             ha="left", va="top", fontsize=9, color="#333333")
     return fig
 
@@ -167,7 +168,7 @@ def time_embedding_heatmap(dim: int = 320, t_max: int = 1000):
     import matplotlib.pyplot as plt
 
     if t_max < 2:
-        raise ValueError(f"time_embedding_heatmap: t_max must be at least 2, got {t_max}.")
+        raise ValueError(tr(f"time_embedding_heatmap: t_max must be at least 2, got {t_max}."))
     t = torch.arange(t_max)
     emb = sinusoidal_embedding(t, dim)  # (t_max, dim)
     unit = emb / emb.norm(dim=-1, keepdim=True)  # (t_max, dim), each row of length 1
@@ -178,7 +179,7 @@ def time_embedding_heatmap(dim: int = 320, t_max: int = 1000):
     half = dim // 2
     ax0.axvline(half - 0.5, color="black", lw=1)
     ax0.set_xticks([0, half // 2, half, half + half // 2, dim - 1])
-    ax0.set_xlabel(f"embedding index: cos of {half} frequencies | sin of the same {half}")
+    ax0.set_xlabel(tr(f"embedding index: cos of {half} frequencies | sin of the same {half}", figure=True))
     ax0.set_ylabel("timestep t")
     ax0.set_title(f"sinusoidal_embedding(t, {dim}) = [cos | sin],  freq_i = 10000^(-i/{half})", fontsize=10)
     fig.colorbar(image, ax=ax0, fraction=0.04, pad=0.02)
@@ -189,9 +190,9 @@ def time_embedding_heatmap(dim: int = 320, t_max: int = 1000):
         ax1.plot(d.numpy(), similarity[start, start + d].numpy(), style, lw=1.8, label=f"t = {start}")
     ax1.set_xscale("log")
     ax1.set_ylim(0, 1.02)
-    ax1.set_xlabel("distance d between the timesteps (log scale)")
-    ax1.set_ylabel("cosine similarity of t and t + d")
-    ax1.set_title("nearby timesteps get similar embeddings;\nthe similarity depends only on d", fontsize=10)
+    ax1.set_xlabel(tr("distance d between the timesteps (log scale)", figure=True))
+    ax1.set_ylabel(tr("cosine similarity of t and t + d", figure=True))
+    ax1.set_title(tr("nearby timesteps get similar embeddings;\nthe similarity depends only on d", figure=True), fontsize=10)
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=9)
     fig.tight_layout()
@@ -206,10 +207,10 @@ def trace_residual_block(in_channels: int = 320, out_channels: int = 640, size: 
     """
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("size", size)):
         if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"trace_residual_block: {name} must be a positive int, got {value!r}.")
+            raise ValueError(tr(f"trace_residual_block: {name} must be a positive int, got {value!r}."))
     if in_channels % 32 or out_channels % 32:
-        raise ValueError(f"trace_residual_block: channels must divide into 32 GroupNorm groups, got {in_channels}, "
-                         f"{out_channels}. Use multiples of 32 such as 320 and 640.")
+        raise ValueError(tr(f"trace_residual_block: channels must divide into 32 GroupNorm groups, got {in_channels}, "
+                            f"{out_channels}. Use multiples of 32 such as 320 and 640."))
     with torch.device("meta"):
         block = UNET_ResidualBlock(in_channels, out_channels, n_time=n_time)
     feature = torch.zeros(1, in_channels, size, size, device="meta")  # (B, in, H, W)
@@ -302,20 +303,20 @@ def residual_block_diagram(in_channels: int = 320, out_channels: int = 640):
     box(tx, 2.1, f"linear_time: {_layer_label(block.linear_time)}", "time", width=2.9)
     down(tx, 0.0, 1.1)
     down(tx, 1.1, 2.1)
-    ax.text(tx, 2.55, f"{shape('linear_time')} → unsqueeze twice →\n(B, {shapes['linear_time'][1]}, 1, 1): the same "
-                      "number\nadded at every pixel of a channel", ha="center", va="top", fontsize=9, color="#444444")
+    ax.text(tx, 2.55, tr(f"{shape('linear_time')} → unsqueeze twice →\n(B, {shapes['linear_time'][1]}, 1, 1): the same "
+                         "number\nadded at every pixel of a channel", figure=True), ha="center", va="top", fontsize=9, color="#444444")
     arrow((tx, 3.55), (main + 0.19, rows["add_t"]), connectionstyle="angle,angleA=90,angleB=0,rad=0")
 
     # the residual: from the input, around everything, through residual_layer
     conv = isinstance(block.residual_layer, nn.Conv2d)
     box(rx, rows["conv2"], "1×1 conv" if conv else "Identity", "res", width=1.5)
     ax.text(rx, rows["conv2"] - 0.45, "residual_layer", ha="center", va="bottom", fontsize=9, color="#444444")
-    ax.text(rx, rows["conv2"] + 0.45, f"{in_channels}→{out_channels}" if conv else "(channels equal)",
+    ax.text(rx, rows["conv2"] + 0.45, f"{in_channels}→{out_channels}" if conv else tr("(channels equal)", figure=True),
             ha="center", va="top", fontsize=9, color="#444444")
     arrow((main - 1.8, rows["in"]), (rx, rows["conv2"] - 0.75), connectionstyle="angle,angleA=180,angleB=90,rad=0")
     arrow((rx, rows["conv2"] + 0.8), (main - 0.19, rows["add_r"]), connectionstyle="angle,angleA=90,angleB=180,rad=0")
-    ax.text(5.1, 10.75, f"UNET_ResidualBlock({in_channels}, {out_channels}), traced on the meta device "
-                        "(any H, W)", ha="center", va="center", fontsize=11, fontweight="bold")
+    ax.text(5.1, 10.75, tr(f"UNET_ResidualBlock({in_channels}, {out_channels}), traced on the meta device "
+                           "(any H, W)", figure=True), ha="center", va="center", fontsize=11, fontweight="bold")
     return fig
 
 

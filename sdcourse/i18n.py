@@ -75,11 +75,15 @@ def _split(key: str) -> List[str]:
 
 def _pattern(key: str) -> "re.Pattern[str]":
     parts = _split(key.strip())
-    body = "".join(re.escape(p) + ("(.+?)" if i < len(parts) - 1 else "") for i, p in enumerate(parts))
+    escaped = [re.escape(p) for p in parts]
+    # after a value, a "." ends the sentence only if no digit follows: "by 3.57." keeps 3.57 whole
+    escaped = [e if i == 0 or not p.startswith(".") else r"\.(?!\d)" + e[2:] for i, (p, e) in enumerate(zip(parts, escaped))]
+    body = "".join(e + ("(.+?)" if i < len(parts) - 1 else "") for i, e in enumerate(escaped))
     if parts[-1] == "":  # ends with a value: take the rest of the line
         body = body[: -len("(.+?)")] + "([^\n]+)"
-    start = r"(?<![A-Za-z_])" if re.match(r"[A-Za-z_]", key.strip()) else ""
-    end = r"(?![A-Za-z_])" if re.search(r"[A-Za-z_]$", key.strip()) else ""
+    # a word of a message, not part of a name: no letter, digit, _ or . (attribute) around it
+    start = r"(?<![A-Za-z0-9_.])" if re.match(r"[A-Za-z_]", key.strip()) else ""
+    end = r"(?![A-Za-z0-9_(])" if re.search(r"[A-Za-z_]$", key.strip()) else ""
     return re.compile(start + body + end)
 
 
@@ -100,11 +104,31 @@ def fill(template: str, values) -> str:
     return out
 
 
+_SENTENCE = re.compile(r"[.!?:/()\[\]<>|]")
+_PLAIN_WORD = re.compile(r"^[(\"']?[A-Za-z]{2,}(?:-[A-Za-z]{2,})*[.,:;!?)\"']*$")
+
+
+def _whole_only(key: str) -> bool:
+    """A one-word label ("final", "noise, {}") is translated only when it is the whole text: the
+    same word inside a message is usually code (`self.final`, `fn(x0, noise, alpha_bar)`)."""
+    literal = " ".join(_split(key))
+    words = sum(bool(_PLAIN_WORD.match(token)) for token in literal.split())
+    return words <= 1 and not _SENTENCE.search(literal)
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled(language: str) -> Tuple[Tuple["re.Pattern[str]", str], ...]:
     table = table_of(language)
     order = sorted(table, key=lambda k: -len("".join(_split(k))))  # the longest literal text first
-    return tuple((_pattern(k), table[k]) for k in order if "".join(_split(k)).strip())
+    compiled = []
+    for key in order:
+        if not "".join(_split(key)).strip():
+            continue
+        pattern = _pattern(key)
+        if _whole_only(key):
+            pattern = re.compile(r"^\s*" + pattern.pattern + r"\s*$")
+        compiled.append((pattern, table[key]))
+    return tuple(compiled)
 
 
 def table_of(language: str) -> Dict[str, str]:
@@ -124,7 +148,16 @@ def tr(message: str, figure: bool = False) -> str:
     for pattern, chinese in _compiled(_language):
         if pattern.search(message):
             message = pattern.sub(lambda m, c=chinese: fill(c, m.groups()), message)
-    return message
+    return tidy(message)
+
+
+def tidy(text: str) -> str:
+    """Sentences joined with " " in English: in Chinese, no space after Chinese punctuation or
+    between two Chinese characters. Unchanged in English."""
+    if _language == "en":
+        return text
+    text = re.sub(r"(?<=[。，：；！？）])[ \t]+", "", text)
+    return re.sub(r"(?<=[\u4e00-\u9fff])[ \t]+(?=[\u4e00-\u9fff])", "", text)
 
 
 # --- a font for Chinese figure text -----------------------------------------------------------

@@ -6,7 +6,8 @@ the code has its entry here and that no entry is left over.
 """
 from ._messages_zh_checks_a import MESSAGES as _A
 from ._messages_zh_checks_b import MESSAGES as _B
+from ._messages_zh_models import MESSAGES as _E
 from ._messages_zh_notebooks import MESSAGES as _D
 from ._messages_zh_ui import MESSAGES as _C
 
-MESSAGES = {**_A, **_B, **_C, **_D}
+MESSAGES = {**_A, **_B, **_C, **_D, **_E}

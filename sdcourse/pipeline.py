@@ -23,6 +23,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .i18n import tr
+
 try:
     from transformers.utils import logging as _hf_logging
 
@@ -39,7 +41,7 @@ try:
         _hf_logging.set_verbosity(_level)
 except ImportError as error:  # pragma: no cover - only without the optional dependency
     raise ImportError(
-        "sdcourse.pipeline needs diffusers and transformers: pip install diffusers transformers"
+        tr("sdcourse.pipeline needs diffusers and transformers: pip install diffusers transformers")
     ) from error
 
 from .perturb import perturb_
@@ -59,7 +61,7 @@ def timestep_embedding(timestep, batch: int, dim: int = 320, device=None, dtype=
         t = t[None]  # () -> (1,)
     if t.ndim != 1 or t.shape[0] not in (1, batch):
         raise ValueError(
-            f"timestep must be a number, a 0-d tensor, or one per sample ({batch},); got shape {tuple(t.shape)}."
+            tr(f"timestep must be a number, a 0-d tensor, or one per sample ({batch},); got shape {tuple(t.shape)}.")
         )
     # (1|B,) -> (1|B, dim)
     return sinusoidal_embedding(t, dim).to(dtype)
@@ -77,7 +79,7 @@ class CourseUNet(nn.Module):
     def __init__(self, diffusion: Diffusion, sample_size: int = 64):
         super().__init__()
         if not isinstance(diffusion, Diffusion):
-            raise ValueError(f"CourseUNet wraps a sdcourse.Diffusion, got {type(diffusion).__name__}.")
+            raise ValueError(tr(f"CourseUNet wraps a sdcourse.Diffusion, got {type(diffusion).__name__}."))
         self.diffusion = diffusion
         # What pipelines read from unet.config: the diffusers config of the same architecture.
         self.config = FrozenDict({
@@ -121,9 +123,9 @@ class CourseUNet(nn.Module):
                       if value is not None and not (isinstance(value, dict) and not value))  # {} asks for nothing
         if used:
             raise ValueError(
-                f"CourseUNet: {', '.join(used)} belong to other UNets (ControlNet, LCM, IP-Adapter, LoRA, ...); "
-                "the course's SD v1 UNet takes only sample, timestep and encoder_hidden_states. "
-                "Use diffusers' own UNet for those features."
+                tr(f"CourseUNet: {', '.join(used)} belong to other UNets (ControlNet, LCM, IP-Adapter, LoRA, ...); "
+                   "the course's SD v1 UNet takes only sample, timestep and encoder_hidden_states. "
+                   "Use diffusers' own UNet for those features.")
             )
         # (B|1,) timesteps -> (B|1, 320)
         time = timestep_embedding(timestep, sample.shape[0], self.diffusion.config.n_time_embd,

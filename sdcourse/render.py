@@ -29,6 +29,7 @@ from .device import default_device
 from .record import AttentionMaps
 from .shapes import Ledger, format_bytes
 from .time_embedding import sinusoidal_embedding
+from .i18n import tr
 
 COS_COLOR, SIN_COLOR, MARK_COLOR = "#1f77b4", "#ff7f0e", "#d62728"
 
@@ -64,9 +65,9 @@ def time_embedding_data(t: int, dim: int = 320, t_max: int = 1000, device=None) 
     Computed on `device` (default: sdcourse.default_device()).
     """
     if not isinstance(t_max, int) or t_max < 2:
-        raise ValueError(f"time_embedding_data: t_max must be an int >= 2, got {t_max!r}.")
+        raise ValueError(tr(f"time_embedding_data: t_max must be an int >= 2, got {t_max!r}."))
     if not 0 <= t < t_max:
-        raise ValueError(f"time_embedding_data: t must be in 0..{t_max - 1}, got {t!r}.")
+        raise ValueError(tr(f"time_embedding_data: t must be in 0..{t_max - 1}, got {t!r}."))
     device = torch.device(device) if device is not None else default_device()
     steps = torch.arange(t_max, device=device)  # (T,)
     table = sinusoidal_embedding(steps, dim)  # (T, dim)
@@ -87,14 +88,14 @@ def render_time_embedding(t: int, dim: int = 320, t_max: int = 1000, device=None
     top.bar(np.arange(half, dim), v[half:], width=1.0, color=SIN_COLOR, label=f"sin ({half}..{dim - 1})")
     top.set_xlim(0, dim)
     top.set_ylim(-1.1, 1.1)
-    top.set_title(f"sinusoidal_embedding(t={t}): {dim} numbers, fast frequencies on the left of each half", fontsize=9)
+    top.set_title(tr(f"sinusoidal_embedding(t={t}): {dim} numbers, fast frequencies on the left of each half", figure=True), fontsize=9)
     top.set_xlabel("dimension", fontsize=8)
     top.legend(loc="lower right", fontsize=7, ncol=2)
     bottom.plot(data["timesteps"].numpy(), data["similarity"].numpy(), color="k", lw=1)
     bottom.axvline(t, color=MARK_COLOR, lw=1)
     bottom.set_xlim(0, t_max - 1)
     bottom.set_ylim(-0.1, 1.05)
-    bottom.set_title(f"cosine similarity of t={t} with every timestep s: near timesteps look alike", fontsize=9)
+    bottom.set_title(tr(f"cosine similarity of t={t} with every timestep s: near timesteps look alike", figure=True), fontsize=9)
     bottom.set_xlabel("timestep s", fontsize=8)
     for ax in (top, bottom):
         ax.tick_params(labelsize=7)
@@ -105,9 +106,9 @@ def render_time_embedding(t: int, dim: int = 320, t_max: int = 1000, device=None
 def _check_grid(height: int, width: int, channels: int) -> None:
     for name, n in (("height", height), ("width", width), ("channels", channels)):
         if not isinstance(n, int) or n < 1:
-            raise ValueError(f"sequence view: {name} must be a positive int, got {n!r}.")
+            raise ValueError(tr(f"sequence view: {name} must be a positive int, got {n!r}."))
     if height * width > 4096:
-        raise ValueError(f"sequence view: {height}x{width} has too many pixels to draw; use at most 64x64.")
+        raise ValueError(tr(f"sequence view: {height}x{width} has too many pixels to draw; use at most 64x64."))
 
 
 def render_sequence(height: int = 8, width: int = 8, channels: int = 320, row: int = 0, col: int = 0) -> Figure:
@@ -117,7 +118,7 @@ def render_sequence(height: int = 8, width: int = 8, channels: int = 320, row: i
     _check_grid(height, width, channels)
     index = sequence_index(row, col, width)
     if row >= height:
-        raise ValueError(f"render_sequence: row {row} is outside a map {height} pixels high.")
+        raise ValueError(tr(f"render_sequence: row {row} is outside a map {height} pixels high."))
     n = height * width
     palette = matplotlib.colormaps["Pastel1"]
     colors = np.array([palette(r % 8)[:3] for r in range(height)])  # (H, 3): one colour per image row
@@ -131,7 +132,7 @@ def render_sequence(height: int = 8, width: int = 8, channels: int = 320, row: i
             for c in range(width):
                 left.text(c, r, str(sequence_index(r, c, width)), ha="center", va="center", fontsize=8 if n <= 64 else 5,
                           color="white" if (r, c) == (row, col) else "k", fontweight="bold" if (r, c) == (row, col) else None)
-    left.set_title(f"feature map (B, {channels}, {height}, {width}): pixel (row {row}, col {col})", fontsize=9)
+    left.set_title(tr(f"feature map (B, {channels}, {height}, {width}): pixel (row {row}, col {col})", figure=True), fontsize=9)
     left.set_xticks(range(width)) if width <= 16 else None
     left.set_yticks(range(height)) if height <= 16 else None
     left.tick_params(labelsize=7)
@@ -145,9 +146,9 @@ def render_sequence(height: int = 8, width: int = 8, channels: int = 320, row: i
     right.tick_params(labelsize=7)
     right.annotate(f"token {index}", xy=(shown - 0.5, index), xytext=(shown + 1, index), fontsize=8, color="#d62728",
                    va="center", annotation_clip=False, arrowprops={"arrowstyle": "-", "color": "#d62728"})
-    right.set_title(f"sequence (B, {n}, {channels}): token {index} = {row} * {width} + {col}", fontsize=9)
-    right.set_xlabel(f"channel (first {shown} of {channels})" if shown < channels else "channel", fontsize=8)
-    right.set_ylabel("token index", fontsize=8)
+    right.set_title(tr(f"sequence (B, {n}, {channels}): token {index} = {row} * {width} + {col}", figure=True), fontsize=9)
+    right.set_xlabel(tr(f"channel (first {shown} of {channels})", figure=True) if shown < channels else "channel", fontsize=8)
+    right.set_ylabel(tr("token index", figure=True), fontsize=8)
     return fig
 
 
@@ -177,7 +178,7 @@ def ledger_html(ledger: Ledger) -> str:
         else:
             skip = ""
         rows.append([e(r.stage), e(r.describe), e(str(r.input)), e(str(r.output)), skip])
-    stages = _table(("stage", "layers", "input", "output", "skip stack (ch)"), rows)
+    stages = _table(("stage", "layers", "input", "output", tr("skip stack (ch)")), rows)
 
     by_block = {}
     for a in ledger.attention:  # one row per block: its self- and cross-attention side by side
@@ -191,15 +192,17 @@ def ledger_html(ledger: Ledger) -> str:
                       f"{s.heads}x{s.seq_len}x{s.seq_len}", format_bytes(s.nbytes), bar,
                       f"{c.heads}x{c.seq_len}x{c.keys}", format_bytes(c.nbytes)])
     batch = f"batch {ledger.batch} x " if ledger.batch > 1 else ""
-    attn = _table(("block", "grid", "L=H*W", f"self: {batch}heads x L x L", "memory", "",
-                   f"cross: {batch}heads x L x {next(a.keys for a in ledger.attention if a.kind == 'cross')}", "memory"), arows)
+    attn = _table(("block", "grid", "L=H*W", tr(f"self: {batch}heads x L x L"), "memory", "",
+                   tr(f"cross: {batch}heads x L x {next(a.keys for a in ledger.attention if a.kind == 'cross')}"), "memory"),
+                  arows)
     big = ledger.largest_attention
-    head = (f"<b>image {ledger.height} x {ledger.width} px, batch {ledger.batch}</b>: latent "
-            f"{ledger.height // 8} x {ledger.width // 8}, widths {cfg.channels}, {cfg.n_head} heads; "
-            f"memory counted in {str(ledger.dtype).replace('torch.', '')}")
-    total = (f"Largest attention matrix: <b>{format_bytes(big.nbytes)}</b> ({e(big.name)}, {big.kind}); all of them "
-             f"together {format_bytes(ledger.attention_bytes)}. The explicit softmax(QK&#7488;)V path "
-             "materialises one at a time; F.scaled_dot_product_attention never does.")
+    # two messages: `widths (320, 640, ...)` holds ", ", which would split a single key's values wrongly
+    head = (tr(f"<b>image {ledger.height} x {ledger.width} px, batch {ledger.batch}</b>: latent "
+               f"{ledger.height // 8} x {ledger.width // 8}, widths {cfg.channels}")
+            + tr(f", {cfg.n_head} heads; memory counted in {str(ledger.dtype).replace('torch.', '')}"))
+    total = tr(f"Largest attention matrix: <b>{format_bytes(big.nbytes)}</b> ({e(big.name)}, {big.kind}); all of them "
+               f"together {format_bytes(ledger.attention_bytes)}. The explicit softmax(QK&#7488;)V path "
+               "materialises one at a time; F.scaled_dot_product_attention never does.")
     return (f"<div style='font-size:12px;margin-bottom:4px'>{head}</div>"
             f"<div style='display:flex;gap:14px;flex-wrap:wrap;align-items:flex-start'>"
             f"<div>{stages}</div><div>{attn}<p style='max-width:560px;font-size:12px;line-height:1.4;margin:6px 0'>{total}</p></div></div>")
@@ -224,6 +227,7 @@ def render_ledger(ledger: Ledger) -> Figure:
         grid = f"{first.grid[0]}x{first.grid[1]}"
         attention_lines.append(f"{name:<14} {grid:<8} {first.seq_len:>7,}  {memory['self']:>9}  {memory['cross']:>9}")
     big = ledger.largest_attention
+    # monospace text (DejaVu Sans Mono has no Chinese glyphs): the picture stays English
     title = (f"image {ledger.height} x {ledger.width} px, batch {ledger.batch}: latent {ledger.height // 8} x "
              f"{ledger.width // 8}; attention memory in {str(ledger.dtype).replace('torch.', '')}, largest "
              f"{format_bytes(big.nbytes)} ({big.name}, {big.kind})")
@@ -255,7 +259,7 @@ def image_to_array(image) -> np.ndarray:
         if x.ndim == 4 and x.shape[0] == 1:
             x = x[0]  # (1, C, H, W) -> (C, H, W)
         if x.ndim != 3 or x.shape[0] not in (1, 3):
-            raise ValueError(f"image: a tensor must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}.")
+            raise ValueError(tr(f"image: a tensor must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}."))
         if x.min() < 0:
             x = (x + 1) / 2  # [-1, 1] -> [0, 1]
         arr = x.permute(1, 2, 0).numpy()  # (C, H, W) -> (H, W, C)
@@ -267,7 +271,7 @@ def image_to_array(image) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3):
-        raise ValueError(f"image: expected (H, W, 3), (H, W) or (3, H, W), got shape {arr.shape}.")
+        raise ValueError(tr(f"image: expected (H, W, 3), (H, W) or (3, H, W), got shape {arr.shape}."))
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)  # (H, W, 1) -> (H, W, 3)
     return np.clip(arr, 0.0, 1.0)
@@ -287,7 +291,7 @@ def attention_map(maps: AttentionMaps, token: int = 0, block: Optional[str] = No
         return maps.token_maps([token], blocks=block, groups=groups, factors=factors, timestep=timestep, head=head,
                                time_reduce=time_reduce, size=size, normalize=normalize)[0]
     if block is None:
-        raise ValueError("attention_map: self-attention maps differ in size per block; pick a block.")
+        raise ValueError(tr("attention_map: self-attention maps differ in size per block; pick a block."))
     return maps.query_map(block, query, timestep, head, time_reduce, normalize)
 
 
@@ -300,6 +304,12 @@ def _token_label(maps: AttentionMaps, token: int, tokens: Optional[Sequence[str]
 
 SCALE_LABELS = {"none": "share of attention, as recorded", "max": "map / its max", "minmax": "stretched: min 0, max 1",
                 "sum": "map / its sum"}
+
+
+def _scale_label(normalize: str) -> str:
+    """SCALE_LABELS[normalize] in the current language (figure text, read at draw time)."""
+    return {"none": tr("share of attention, as recorded", figure=True), "max": tr("map / its max", figure=True),
+            "minmax": tr("stretched: min 0, max 1", figure=True), "sum": tr("map / its sum", figure=True)}[normalize]
 
 
 def color_limits(heat: torch.Tensor, normalize: str, time_reduce: str = "mean") -> Tuple[float, float]:
@@ -332,11 +342,12 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
     `color_limits`); `tokens` labels the context tokens; alpha is the overlay opacity.
     """
     heat = attention_map(maps, token, block, groups, factors, head, timestep, time_reduce, normalize, query)
-    where = block if block is not None else "mean of " + (
-        ", ".join(maps.resolution_label(f) for f in (factors or maps.factors())) or "all blocks")
-    what = _token_label(maps, token, tokens) if maps.kind == "cross" else f"query pixel {tuple(query) if query else maps.query}"
-    when = "all timesteps" if timestep is None else f"t={timestep}"
-    heads = "mean of heads" if head is None else f"head {head}"
+    levels = ", ".join(maps.resolution_label(f) for f in (factors or maps.factors())) or tr("all blocks", figure=True)
+    where = block if block is not None else tr(f"mean of {levels}", figure=True)
+    what = (_token_label(maps, token, tokens) if maps.kind == "cross"
+            else tr(f"query pixel {tuple(query) if query else maps.query}", figure=True))
+    when = tr("all timesteps", figure=True) if timestep is None else f"t={timestep}"
+    heads = tr("mean of heads", figure=True) if head is None else f"head {head}"
     panels = 3 if image is not None else 1
     fig = _figure(8 if image is not None else 4, 3.1)
     axes = np.atleast_1d(fig.subplots(1, panels))
@@ -344,7 +355,7 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
     shown = axes[0].imshow(heat.numpy(), cmap="magma", interpolation="nearest", vmin=limits[0], vmax=limits[1])
     bar = fig.colorbar(shown, ax=axes[0], shrink=0.75)
     bar.ax.tick_params(labelsize=7)
-    bar.set_label(SCALE_LABELS[normalize], fontsize=7)
+    bar.set_label(_scale_label(normalize), fontsize=7)
     if maps.kind == "self":
         r, c = maps.to_grid(block, query if query is not None else maps.query)
         axes[0].plot([c], [r], marker="+", color="cyan", ms=12, mew=2)
@@ -355,7 +366,7 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
         axes[1].imshow(arr, interpolation="nearest")
         axes[1].set_title("sample", fontsize=8)
         _overlay(axes[2], arr, heat, alpha, limits)
-        axes[2].set_title("map over the sample\n(same colour scale)", fontsize=8)
+        axes[2].set_title(tr("map over the sample\n(same colour scale)", figure=True), fontsize=8)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -368,7 +379,7 @@ def render_token_maps(maps: AttentionMaps, tokens: Optional[Sequence[int]] = Non
     """One panel per context token: its cross-attention map (averaged over the chosen blocks),
     over the sample image when given. tokens: indices (default: all labelled tokens, at most 8)."""
     if maps.kind != "cross":
-        raise ValueError("render_token_maps: needs cross-attention maps (AttentionRecorder(kind='cross')).")
+        raise ValueError(tr("render_token_maps: needs cross-attention maps (AttentionRecorder(kind='cross'))."))
     labels = labels if labels is not None else maps.tokens
     if tokens is None:
         count = len(labels) if labels is not None else maps.sums[next(iter(maps.sums))].shape[-1]

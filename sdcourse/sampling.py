@@ -28,6 +28,7 @@ import torch
 from .device import progress_bar
 from .schedule import NoiseSchedule
 from .time_embedding import sinusoidal_embedding
+from .i18n import tr
 
 CFG_ORDER = ("uncond", "cond")  # the halves of a guided batch, first to second
 
@@ -43,9 +44,9 @@ def _final_abar(schedule: NoiseSchedule, set_alpha_to_one: bool) -> torch.Tensor
 def _check_t(schedule: NoiseSchedule, t: int, prev_t: int) -> None:
     T = schedule.num_train_timesteps
     if not 0 <= int(t) < T:
-        raise ValueError(f"timestep t={t} is outside 0 .. {T - 1}.")
+        raise ValueError(tr(f"timestep t={t} is outside 0 .. {T - 1}."))
     if not -T < int(prev_t) < int(t):
-        raise ValueError(f"prev_t={prev_t} must be smaller than t={t} (sampling goes from noisy to clean).")
+        raise ValueError(tr(f"prev_t={prev_t} must be smaller than t={t} (sampling goes from noisy to clean)."))
 
 
 def predict_x0(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Tensor,
@@ -96,7 +97,7 @@ def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Ten
     if noise is None:
         noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype).to(x_t.device)
     if noise.shape != x_t.shape:
-        raise ValueError(f"ddpm_step: noise {tuple(noise.shape)} must have the shape of x_t {tuple(x_t.shape)}.")
+        raise ValueError(tr(f"ddpm_step: noise {tuple(noise.shape)} must have the shape of x_t {tuple(x_t.shape)}."))
     return mean + std * noise
 
 
@@ -111,7 +112,7 @@ def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, x_t: torch.Ten
     """
     _check_t(schedule, t, prev_t)
     if eps.shape != x_t.shape:
-        raise ValueError(f"ddim_step: eps {tuple(eps.shape)} and x_t {tuple(x_t.shape)} must have the same shape.")
+        raise ValueError(tr(f"ddim_step: eps {tuple(eps.shape)} and x_t {tuple(x_t.shape)} must have the same shape."))
     abar_prev = _abar(schedule, int(prev_t), x_t) if prev_t >= 0 else _final_abar(schedule, set_alpha_to_one)
     x0 = predict_x0(schedule, eps, t, x_t, clip).double()
     eps = eps.double()
@@ -142,8 +143,8 @@ def guided_noise(eps_both: torch.Tensor, guidance_scale: float) -> torch.Tensor:
     """Classifier-free guidance. eps_both: (2B, C, H, W) in the order [uncond, cond] -> (B, C, H, W)."""
     if eps_both.shape[0] % 2:
         raise ValueError(
-            f"guided_noise: batch {eps_both.shape[0]} is odd; expected the two halves [uncond, cond] "
-            "from model(torch.cat([x, x]), torch.cat([uncond_context, cond_context]), time)."
+            tr(f"guided_noise: batch {eps_both.shape[0]} is odd; expected the two halves [uncond, cond] "
+               "from model(torch.cat([x, x]), torch.cat([uncond_context, cond_context]), time).")
         )
     eps_uncond, eps_cond = eps_both.chunk(2)  # (2B, ...) -> 2 x (B, ...): uncond first
     return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
@@ -154,11 +155,11 @@ def cfg_inputs(x: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor) -> tup
     b = x.shape[0]
     if cond.shape[0] not in (1, b) or uncond.shape[0] not in (1, b):
         raise ValueError(
-            f"cfg_inputs: contexts must have batch 1 or {b} (one per latent); got cond {tuple(cond.shape)}, "
-            f"uncond {tuple(uncond.shape)}."
+            tr(f"cfg_inputs: contexts must have batch 1 or {b} (one per latent); got cond {tuple(cond.shape)}, "
+               f"uncond {tuple(uncond.shape)}.")
         )
     if cond.shape[1:] != uncond.shape[1:]:
-        raise ValueError(f"cfg_inputs: cond {tuple(cond.shape)} and uncond {tuple(uncond.shape)} contexts differ in shape.")
+        raise ValueError(tr(f"cfg_inputs: cond {tuple(cond.shape)} and uncond {tuple(uncond.shape)} contexts differ in shape."))
     cond, uncond = cond.expand(b, -1, -1), uncond.expand(b, -1, -1)  # (1|B, L, D) -> (B, L, D)
     # (B, ...) x 2 -> (2B, ...): [uncond, cond], the same latent in both halves
     return torch.cat([x, x]), torch.cat([uncond, cond])
@@ -201,20 +202,20 @@ def sample(
     """
     schedule = NoiseSchedule.sd_v1() if schedule is None else schedule
     if sampler not in ("ddim", "ddpm"):
-        raise ValueError(f"sample: sampler must be 'ddim' or 'ddpm', got {sampler!r}.")
+        raise ValueError(tr(f"sample: sampler must be 'ddim' or 'ddpm', got {sampler!r}."))
     p = next(model.parameters())
     if latents is None:
         if shape is None:
-            raise ValueError("sample: give shape=(B, C, h, w) or the starting latents.")
+            raise ValueError(tr("sample: give shape=(B, C, h, w) or the starting latents."))
         latents = torch.randn(shape, generator=generator, dtype=p.dtype).to(p.device)
     x = latents
     if context.ndim != 3 or context.shape[0] not in (1, x.shape[0]):
-        raise ValueError(f"sample: context must be (1 or {x.shape[0]}, L, d_context), got {tuple(context.shape)}.")
+        raise ValueError(tr(f"sample: context must be (1 or {x.shape[0]}, L, d_context), got {tuple(context.shape)}."))
     if prediction not in ("epsilon", "v"):
-        raise ValueError(f"sample: prediction must be 'epsilon' or 'v', got {prediction!r}.")
+        raise ValueError(tr(f"sample: prediction must be 'epsilon' or 'v', got {prediction!r}."))
     guided = guidance_scale != 1.0
     if guided and uncond_context is None:
-        raise ValueError("sample: guidance_scale != 1 needs uncond_context (the embeddings of the empty prompt), or use guidance_scale=1.")
+        raise ValueError(tr("sample: guidance_scale != 1 needs uncond_context (the embeddings of the empty prompt), or use guidance_scale=1."))
     timesteps = schedule.inference_timesteps(num_inference_steps, spacing, steps_offset)
     n_time = model.config.n_time_embd if hasattr(model, "config") else 320
     # t is the integer timestep (981, 961, ...) throughout the loop; the model only sees its embedding

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from .i18n import tr
 
 
 @dataclass
@@ -37,9 +38,9 @@ class NoiseSchedule:
     def __post_init__(self):
         b = self.betas
         if not isinstance(b, torch.Tensor) or b.ndim != 1 or len(b) < 2:
-            raise ValueError("NoiseSchedule: betas must be a 1-D tensor with one beta per timestep (e.g. 1000).")
+            raise ValueError(tr("NoiseSchedule: betas must be a 1-D tensor with one beta per timestep (e.g. 1000)."))
         if not bool(((b > 0) & (b < 1)).all()):
-            raise ValueError("NoiseSchedule: every beta must be in (0, 1); check the schedule's start and end values.")
+            raise ValueError(tr("NoiseSchedule: every beta must be in (0, 1); check the schedule's start and end values."))
         self.betas = b.to(torch.float64)
         self.alphas = 1.0 - self.betas  # (T,)
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)  # (T,)
@@ -70,27 +71,27 @@ class NoiseSchedule:
             return cls.sd_v1(num_train_timesteps)
         if name == "cosine":
             return cls.cosine(num_train_timesteps)
-        raise ValueError(f"NoiseSchedule.from_name: unknown schedule {name!r}; use 'sd_v1' or 'cosine'.")
+        raise ValueError(tr(f"NoiseSchedule.from_name: unknown schedule {name!r}; use 'sd_v1' or 'cosine'."))
 
     def _check_t(self, t: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t)
         if t.dtype.is_floating_point:
-            raise ValueError("NoiseSchedule: timesteps are integer indices 0 .. T-1; got a float tensor. Use t.long().")
+            raise ValueError(tr("NoiseSchedule: timesteps are integer indices 0 .. T-1; got a float tensor. Use t.long()."))
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.num_train_timesteps):
             raise ValueError(
-                f"NoiseSchedule: timesteps must be in 0 .. {self.num_train_timesteps - 1}, got min {int(t.min())} max {int(t.max())}."
+                tr(f"NoiseSchedule: timesteps must be in 0 .. {self.num_train_timesteps - 1}, got min {int(t.min())} max {int(t.max())}.")
             )
         return t.long()
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """q(x_t | x_0) in one jump. x0, noise: (B, C, H, W); t: (B,) ints -> x_t (B, C, H, W)."""
         if x0.shape != noise.shape:
-            raise ValueError(f"add_noise: x0 {tuple(x0.shape)} and noise {tuple(noise.shape)} must have the same shape.")
+            raise ValueError(tr(f"add_noise: x0 {tuple(x0.shape)} and noise {tuple(noise.shape)} must have the same shape."))
         t = self._check_t(t).to(self.alphas_cumprod.device)
         if t.ndim == 0:
             t = t[None].expand(x0.shape[0])  # () -> (B,)
         if t.shape != (x0.shape[0],):
-            raise ValueError(f"add_noise: t must be one timestep per image, shape ({x0.shape[0]},); got {tuple(t.shape)}.")
+            raise ValueError(tr(f"add_noise: t must be one timestep per image, shape ({x0.shape[0]},); got {tuple(t.shape)}."))
         ab = self.alphas_cumprod[t].to(device=x0.device, dtype=x0.dtype)  # (B,)
         # (B,) -> (B, 1, 1, 1): broadcast over channels and pixels
         ab = ab.view(-1, *([1] * (x0.ndim - 1)))
@@ -110,14 +111,14 @@ class NoiseSchedule:
         """
         T = self.num_train_timesteps
         if not 1 <= num_inference_steps <= T:
-            raise ValueError(f"inference_timesteps: num_inference_steps must be in 1 .. {T}, got {num_inference_steps}.")
+            raise ValueError(tr(f"inference_timesteps: num_inference_steps must be in 1 .. {T}, got {num_inference_steps}."))
         if spacing == "leading":
             step_ratio = T // num_inference_steps
             ts = torch.arange(num_inference_steps, dtype=torch.float64).mul(step_ratio).round().long() + steps_offset
             if int(ts.max()) >= T:
-                raise ValueError(f"inference_timesteps: steps_offset={steps_offset} pushes a timestep past T-1; use 0 or 1.")
+                raise ValueError(tr(f"inference_timesteps: steps_offset={steps_offset} pushes a timestep past T-1; use 0 or 1."))
             return ts.flip(0)
         if spacing == "trailing":
             ts = torch.arange(T, 0, -T / num_inference_steps, dtype=torch.float64).round().long() - 1
             return ts
-        raise ValueError(f"inference_timesteps: spacing must be 'leading' or 'trailing', got {spacing!r}.")
+        raise ValueError(tr(f"inference_timesteps: spacing must be 'leading' or 'trailing', got {spacing!r}."))

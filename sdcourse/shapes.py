@@ -27,6 +27,7 @@ from .attention import CrossAttention
 from .blocks import attention_blocks, block_grid
 from .time_embedding import sinusoidal_embedding
 from .unet import Diffusion, UNET_AttentionBlock, UNET_ResidualBlock, UNetConfig, Upsample
+from .i18n import tr
 
 Shape = Tuple[int, ...]
 
@@ -162,9 +163,9 @@ def check_image_size(height: int, width: int, limit: int = 1024) -> None:
     for side, n in (("height", height), ("width", width)):
         if not isinstance(n, int) or n < 64 or n > limit or n % 64:
             raise ValueError(
-                f"image {side} must be a multiple of 64 between 64 and {limit}, got {n!r}. The latent is 1/8 of the "
-                "image and the UNet halves it three more times, so sides must divide by 64: try "
-                f"{max(64, min(limit, round(n / 64) * 64)) if isinstance(n, (int, float)) else 512}."
+                tr(f"image {side} must be a multiple of 64 between 64 and {limit}, got {n!r}. The latent is 1/8 of the "
+                   "image and the UNet halves it three more times, so sides must divide by 64: try "
+                   f"{max(64, min(limit, round(n / 64) * 64)) if isinstance(n, (int, float)) else 512}.")
             )
 
 
@@ -179,14 +180,14 @@ def trace(config: Optional[UNetConfig] = None, height: int = 512, width: int = 5
     """
     config = config or UNetConfig()
     if not isinstance(config, UNetConfig):
-        raise ValueError(f"trace: config must be an sdcourse.UNetConfig (or None for SD v1), got {type(config).__name__}.")
+        raise ValueError(tr(f"trace: config must be an sdcourse.UNetConfig (or None for SD v1), got {type(config).__name__}."))
     check_image_size(height, width)
     if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"trace: batch must be a positive int, got {batch!r}.")
+        raise ValueError(tr(f"trace: batch must be a positive int, got {batch!r}."))
     if not isinstance(n_tokens, int) or n_tokens < 1:
-        raise ValueError(f"trace: n_tokens must be a positive int (77 for CLIP), got {n_tokens!r}.")
+        raise ValueError(tr(f"trace: n_tokens must be a positive int (77 for CLIP), got {n_tokens!r}."))
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"trace: dtype must be a floating torch dtype such as torch.float16, got {dtype!r}.")
+        raise ValueError(tr(f"trace: dtype must be a floating torch dtype such as torch.float16, got {dtype!r}."))
     return copy.deepcopy(_trace(config, height, width, batch, n_tokens, dtype))
 
 

@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import merge_heads, split_heads
+from .i18n import tidy, tr
 
 ACTIVATIONS = ("quick_gelu", "gelu")
 
@@ -86,16 +87,16 @@ class TextEncoderConfig:
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(
-                f"TextEncoderConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}."
+                tr(f"TextEncoderConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}.")
             )
         if self.activation not in ACTIVATIONS:
             raise ValueError(
-                f"TextEncoderConfig: activation {self.activation!r} is not built here; use one of {ACTIVATIONS} "
-                "(CLIP ViT-L/14 of SD v1 uses 'quick_gelu')."
+                tr(f"TextEncoderConfig: activation {self.activation!r} is not built here; use one of {ACTIVATIONS} "
+                "(CLIP ViT-L/14 of SD v1 uses 'quick_gelu').")
             )
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "d_mlp"):
             if getattr(self, name) < 1:
-                raise ValueError(f"TextEncoderConfig: {name} must be at least 1, got {getattr(self, name)}.")
+                raise ValueError(tr(f"TextEncoderConfig: {name} must be at least 1, got {getattr(self, name)}."))
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +140,7 @@ class CLIPAttention(nn.Module):
     def __init__(self, n_head: int, n_embd: int):
         super().__init__()
         if n_embd % n_head:
-            raise ValueError(f"CLIPAttention: n_embd={n_embd} is not divisible by n_head={n_head}.")
+            raise ValueError(tr(f"CLIPAttention: n_embd={n_embd} is not divisible by n_head={n_head}."))
         self.n_head, self.n_embd, self.d_head = n_head, n_embd, n_embd // n_head
         self.q_proj = nn.Linear(n_embd, n_embd)
         self.k_proj = nn.Linear(n_embd, n_embd)
@@ -154,7 +155,7 @@ class CLIPAttention(nn.Module):
         -> (B, L, n_embd)."""
         if x.ndim != 3 or x.shape[-1] != self.n_embd:
             raise ValueError(
-                f"CLIPAttention: x must be (batch, tokens, {self.n_embd}), got shape {tuple(x.shape)}."
+                tr(f"CLIPAttention: x must be (batch, tokens, {self.n_embd}), got shape {tuple(x.shape)}.")
             )
         # (B, L, D) -> (B, L, D) -> (B, H, L, Dh)
         q = split_heads(self.q_proj(x), self.n_head)
@@ -293,55 +294,55 @@ class CLIPTextEncoder(nn.Module):
         cfg = self.config
         if not isinstance(input_ids, torch.Tensor):
             raise ValueError(
-                f"CLIPTextEncoder: input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}. "
-                "Make them with sdcourse.tokenize(tokenizer, prompts)."
+                tr(f"CLIPTextEncoder: input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}. "
+                "Make them with sdcourse.tokenize(tokenizer, prompts).")
             )
         if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
             raise ValueError(
-                f"CLIPTextEncoder: input_ids must be integer token ids, got dtype {input_ids.dtype}. "
-                "Token ids index the embedding table: convert with input_ids.long() (tokenize returns long)."
+                tr(f"CLIPTextEncoder: input_ids must be integer token ids, got dtype {input_ids.dtype}. "
+                "Token ids index the embedding table: convert with input_ids.long() (tokenize returns long).")
             )
         if input_ids.ndim != 2:
             raise ValueError(
-                f"CLIPTextEncoder: input_ids must be 2-D (batch, tokens), got shape {tuple(input_ids.shape)}."
-                + (" For one prompt add the batch dimension: input_ids[None]." if input_ids.ndim == 1 else "")
+                tidy(tr(f"CLIPTextEncoder: input_ids must be 2-D (batch, tokens), got shape {tuple(input_ids.shape)}.")
+                + (" " + tr("For one prompt add the batch dimension: input_ids[None].") if input_ids.ndim == 1 else ""))
             )
         b, length = input_ids.shape
         if length == 0 or b == 0:
-            raise ValueError(f"CLIPTextEncoder: input_ids is empty, shape {tuple(input_ids.shape)}.")
+            raise ValueError(tr(f"CLIPTextEncoder: input_ids is empty, shape {tuple(input_ids.shape)}."))
         if length > cfg.n_positions:
             raise ValueError(
-                f"CLIPTextEncoder: {length} tokens but the model has only {cfg.n_positions} positions. "
+                tr(f"CLIPTextEncoder: {length} tokens but the model has only {cfg.n_positions} positions. "
                 f"Truncate the prompt to {cfg.n_positions} tokens: sdcourse.tokenize(tokenizer, prompts) "
-                "pads or truncates every prompt to exactly that."
+                "pads or truncates every prompt to exactly that.")
             )
         low, high = int(input_ids.min()), int(input_ids.max())
         if low < 0 or high >= cfg.vocab_size:
             raise ValueError(
-                f"CLIPTextEncoder: token ids must be in 0..{cfg.vocab_size - 1}, got {low}..{high}. "
-                "Use the tokenizer that belongs to these weights (its vocabulary size must match config.vocab_size)."
+                tr(f"CLIPTextEncoder: token ids must be in 0..{cfg.vocab_size - 1}, got {low}..{high}. "
+                "Use the tokenizer that belongs to these weights (its vocabulary size must match config.vocab_size).")
             )
         weight = self.embeddings.token_embedding.weight
         if input_ids.device != weight.device and weight.device.type != "meta":
             raise ValueError(
-                f"CLIPTextEncoder: input_ids are on {input_ids.device} but the model is on {weight.device}. "
-                f"Move them with input_ids.to({str(weight.device)!r})."
+                tr(f"CLIPTextEncoder: input_ids are on {input_ids.device} but the model is on {weight.device}. "
+                f"Move them with input_ids.to({str(weight.device)!r}).")
             )
         if attention_mask is None:
             return None
         if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
             shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
             raise ValueError(
-                f"CLIPTextEncoder: attention_mask must be a tensor of the same shape as input_ids "
-                f"{tuple(input_ids.shape)}, got {shape}. Or pass None (SD v1 does)."
+                tr(f"CLIPTextEncoder: attention_mask must be a tensor of the same shape as input_ids "
+                f"{tuple(input_ids.shape)}, got {shape}. Or pass None (SD v1 does).")
             )
         if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-            raise ValueError("CLIPTextEncoder: attention_mask must hold only 0 (padding) and 1 (token).")
+            raise ValueError(tr("CLIPTextEncoder: attention_mask must hold only 0 (padding) and 1 (token)."))
         keep = attention_mask.to(input_ids.device) != 0  # (B, L) bool
         if not bool(keep[:, 0].all()):
             raise ValueError(
-                "CLIPTextEncoder: attention_mask is 0 at position 0, so that token would see nothing under the "
-                "causal mask. CLIP pads on the right: keep the start token (mask 1) and pad at the end."
+                tr("CLIPTextEncoder: attention_mask is 0 at position 0, so that token would see nothing under the "
+                "causal mask. CLIP pads on the right: keep the start token (mask 1) and pad at the end.")
             )
         return keep
 
@@ -361,8 +362,8 @@ def load_tokenizer(path):
     has_files = all((folder / name).is_file() for name in ("vocab.json", "merges.txt"))
     if not has_files and not (folder / "tokenizer.json").is_file():
         raise ValueError(
-            f"load_tokenizer: {folder} has neither vocab.json + merges.txt nor tokenizer.json. Give the pipeline "
-            "folder or its tokenizer/ folder (e.g. huggingface_hub.snapshot_download(..., allow_patterns=['tokenizer/*']))."
+            tr(f"load_tokenizer: {folder} has neither vocab.json + merges.txt nor tokenizer.json. Give the pipeline "
+            "folder or its tokenizer/ folder (e.g. huggingface_hub.snapshot_download(..., allow_patterns=['tokenizer/*'])).")
         )
     return CLIPTokenizer.from_pretrained(str(folder))
 
@@ -384,22 +385,22 @@ def tokenize(tokenizer, prompts: Union[str, Sequence[str]], max_length: Optional
     prompts = list(prompts) if isinstance(prompts, (list, tuple)) else [prompts]
     if not prompts or not all(isinstance(p, str) for p in prompts):
         raise ValueError(
-            "tokenize: prompts must be a string or a non-empty list of strings, got "
-            f"{[type(p).__name__ for p in prompts] or 'an empty list'}."
+            tr("tokenize: prompts must be a string or a non-empty list of strings, got "
+            f"{[type(p).__name__ for p in prompts] or 'an empty list'}.")
         )
     if not callable(tokenizer) or getattr(tokenizer, "pad_token_id", None) is None:
         raise ValueError(
-            "tokenize: tokenizer must be a transformers CLIPTokenizer with a pad token, e.g. "
-            "CLIPTokenizer.from_pretrained(folder / 'tokenizer')."
+            tr("tokenize: tokenizer must be a transformers CLIPTokenizer with a pad token, e.g. "
+            "CLIPTokenizer.from_pretrained(folder / 'tokenizer').")
         )
     if max_length is None:
         max_length = tokenizer.model_max_length
         if max_length > 10_000:  # transformers' "no limit" (a huge number) when the config sets none
             raise ValueError(
-                "tokenize: the tokenizer has no model_max_length; pass max_length=77 (SD v1's text length)."
+                tr("tokenize: the tokenizer has no model_max_length; pass max_length=77 (SD v1's text length).")
             )
     if max_length < 2:
-        raise ValueError(f"tokenize: max_length must be at least 2 (start and end token), got {max_length}.")
+        raise ValueError(tr(f"tokenize: max_length must be at least 2 (start and end token), got {max_length}."))
     ids = tokenizer(prompts, padding="max_length", max_length=max_length, truncation=True,
                     return_tensors="pt").input_ids  # (B, max_length)
     return ids.long()

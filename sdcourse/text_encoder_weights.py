@@ -38,6 +38,7 @@ from .weights import (
     load_state_dict_strict,
     read_checkpoint,
 )
+from .i18n import tr
 
 # Where the text encoder's keys start, most specific first.
 SINGLE_FILE_PREFIX = "cond_stage_model.transformer.text_model."
@@ -61,14 +62,14 @@ def config_from_transformers(config) -> TextEncoderConfig:
     model_type = c.get("model_type", "clip_text_model")
     if model_type != "clip_text_model":
         raise ArchitectureError(
-            f"config.json describes a {model_type!r} model, not a CLIP text model ('clip_text_model'). "
-            "Give the pipeline's text_encoder/ folder (SD v1: CLIP ViT-L/14's text model)."
+            tr(f"config.json describes a {model_type!r} model, not a CLIP text model ('clip_text_model'). "
+               "Give the pipeline's text_encoder/ folder (SD v1: CLIP ViT-L/14's text model).")
         )
     c = {**CLIP_TEXT_CONFIG_DEFAULTS, **{k: v for k, v in c.items() if v is not None}}
     if c["hidden_act"] not in ACTIVATIONS:
         raise ArchitectureError(
-            f"config.json asks for the activation {c['hidden_act']!r}; the course's CLIP text encoder builds "
-            f"{ACTIVATIONS} (SD v1's CLIP ViT-L/14 uses 'quick_gelu')."
+            tr(f"config.json asks for the activation {c['hidden_act']!r}; the course's CLIP text encoder builds "
+               f"{ACTIVATIONS} (SD v1's CLIP ViT-L/14 uses 'quick_gelu').")
         )
     eos = c["eos_token_id"]
     return TextEncoderConfig(
@@ -93,16 +94,16 @@ def check_sd_v1_text_encoder(keys, where: str = "this checkpoint") -> None:
     keys = list(keys)
     if any(k.startswith("conditioner.embedders.") for k in keys):
         raise ArchitectureError(
-            f"{where} is an SDXL checkpoint (its text encoders live under conditioner.embedders.*): SDXL uses "
-            "two text encoders (CLIP ViT-L/14 and OpenCLIP ViT-bigG) and reads their penultimate layers, not "
-            "SD v1's single CLIP text encoder. Use an SD v1.x checkpoint, e.g. v1-5-pruned-emaonly.safetensors."
+            tr(f"{where} is an SDXL checkpoint (its text encoders live under conditioner.embedders.*): SDXL uses "
+               "two text encoders (CLIP ViT-L/14 and OpenCLIP ViT-bigG) and reads their penultimate layers, not "
+               "SD v1's single CLIP text encoder. Use an SD v1.x checkpoint, e.g. v1-5-pruned-emaonly.safetensors.")
         )
     if any(k.startswith("cond_stage_model.model.") for k in keys):
         raise ArchitectureError(
-            f"{where} is an SD 2.x checkpoint: its text encoder is OpenCLIP ViT-H/14 (cond_stage_model.model.*: "
-            "1024 wide, 24 layers, GELU, fused q/k/v in_proj, names like transformer.resblocks.0.attn), not SD v1's "
-            "CLIP ViT-L/14 (cond_stage_model.transformer.*, 768 wide). Use an SD v1.x checkpoint, e.g. "
-            "v1-5-pruned-emaonly.safetensors."
+            tr(f"{where} is an SD 2.x checkpoint: its text encoder is OpenCLIP ViT-H/14 (cond_stage_model.model.*: "
+               "1024 wide, 24 layers, GELU, fused q/k/v in_proj, names like transformer.resblocks.0.attn), not SD v1's "
+               "CLIP ViT-L/14 (cond_stage_model.transformer.*, 768 wide). Use an SD v1.x checkpoint, e.g. "
+               "v1-5-pruned-emaonly.safetensors.")
         )
 
 
@@ -120,9 +121,9 @@ def text_encoder_part(keys, where: str = "this checkpoint") -> Tuple[str, Dict[s
             return prefix, part
     shown = ", ".join(keys[:5]) or "(no tensors at all)"
     raise ArchitectureError(
-        f"No CLIP text encoder weights in {where}: no key ends in embeddings.token_embedding.weight "
-        f"(the keys look like {shown} ...). Expected an SD v1.x single file ({SINGLE_FILE_PREFIX}*) or the "
-        "pipeline's text_encoder/ folder (text_model.* or bare names)."
+        tr(f"No CLIP text encoder weights in {where}: no key ends in embeddings.token_embedding.weight "
+           f"(the keys look like {shown} ...). Expected an SD v1.x single file ({SINGLE_FILE_PREFIX}*) or the "
+           "pipeline's text_encoder/ folder (text_model.* or bare names).")
     )
 
 
@@ -130,8 +131,8 @@ def find_text_encoder_file(path: Path) -> Tuple[Path, Optional[dict]]:
     """A file, a `text_encoder/` folder or a pipeline folder -> (weights file, config.json or None)."""
     if not path.exists():
         raise CheckpointError(
-            f"{path} does not exist. Download the weights first, e.g. huggingface_hub.snapshot_download("
-            "'stable-diffusion-v1-5/stable-diffusion-v1-5', allow_patterns=['text_encoder/*', 'tokenizer/*'])."
+            tr(f"{path} does not exist. Download the weights first, e.g. huggingface_hub.snapshot_download("
+               "'stable-diffusion-v1-5/stable-diffusion-v1-5', allow_patterns=['text_encoder/*', 'tokenizer/*']).")
         )
     if path.is_dir():
         folder = path / "text_encoder" if (path / "text_encoder").is_dir() else path
@@ -140,8 +141,8 @@ def find_text_encoder_file(path: Path) -> Tuple[Path, Optional[dict]]:
             sharded = any(folder.glob("*.index.json"))
             listing = ", ".join(sorted(p.name for p in folder.iterdir())[:10]) or "nothing"
             raise NotACheckpointError(
-                f"No text encoder weights in the folder {folder} (it holds: {listing}). Expected one of "
-                f"{', '.join(_FOLDER_FILES)}" + (" (sharded checkpoints are not supported)" if sharded else "") + "."
+                tr(f"No text encoder weights in the folder {folder} (it holds: {listing}). Expected one of "
+                   f"{', '.join(_FOLDER_FILES)}") + (tr(" (sharded checkpoints are not supported)") if sharded else "") + "."
             )
         path = found[0]
     config_file = path.parent / "config.json"
@@ -171,11 +172,11 @@ def load_text_encoder(path, dtype: Optional[torch.dtype] = None, device=None,
     dtype = dtype if dtype is not None else (torch.float16 if device.type == "cuda" else torch.float32)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(
-            f"load_text_encoder: dtype must be a floating torch.dtype (torch.float16, torch.float32, ...), got {dtype!r}."
+            tr(f"load_text_encoder: dtype must be a floating torch.dtype (torch.float16, torch.float32, ...), got {dtype!r}.")
         )
     if config is not None and not isinstance(config, TextEncoderConfig):
         raise ValueError(
-            f"load_text_encoder: config must be a sdcourse TextEncoderConfig, got {type(config).__name__}."
+            tr(f"load_text_encoder: config must be a sdcourse TextEncoderConfig, got {type(config).__name__}.")
         )
     path, config_json = find_text_encoder_file(Path(path))
     with read_checkpoint(path) as checkpoint:
@@ -188,12 +189,13 @@ def load_text_encoder(path, dtype: Optional[torch.dtype] = None, device=None,
         report = compare_state_dicts(model, {k: checkpoint.shapes[f] for k, f in part.items()})
         if any(report.values()):
             report["unexpected"] = [f"{part[k]}  (file key)" for k in report["unexpected"]]
-            hint = ("text_projection belongs to CLIPTextModelWithProjection (e.g. SDXL's text_encoder_2), "
-                    "not SD v1's CLIPTextModel. " if "text_projection.weight" in part else "")
+            hint = (tr("text_projection belongs to CLIPTextModelWithProjection (e.g. SDXL's text_encoder_2), "
+                       "not SD v1's CLIPTextModel. ") if "text_projection.weight" in part else "")
             raise ArchitectureError(
-                f"The weights in {path.name} do not fit the course's CLIP text encoder ({config}):\n"
-                f"{format_report(report)}\n{hint}A renamed key shows up as one missing and one unexpected; "
-                "mis-shaped keys mean another configuration (pass config=...) or another model."
+                tr(f"The weights in {path.name} do not fit the course's CLIP text encoder ({config}):")
+                + f"\n{format_report(report)}\n" + hint
+                + tr("A renamed key shows up as one missing and one unexpected; "
+                     "mis-shaped keys mean another configuration (pass config=...) or another model.")
             )
         # Now read the data, one tensor at a time, straight into the target dtype and device.
         state = {k: checkpoint.get(f).to(device=device, dtype=dtype) for k, f in part.items()}
@@ -220,5 +222,5 @@ def export_text_encoder(state_dict: Mapping[str, torch.Tensor], layout: str = "s
     wrote and every SD v1.x text_encoder/ folder on the Hub holds)."""
     prefixes = {"single_file": SINGLE_FILE_PREFIX, "transformers": "text_model."}
     if layout not in prefixes:
-        raise ValueError(f"export_text_encoder: layout must be one of {sorted(prefixes)}, got {layout!r}.")
+        raise ValueError(tr(f"export_text_encoder: layout must be one of {sorted(prefixes)}, got {layout!r}."))
     return {prefixes[layout] + k: v for k, v in state_dict.items()}

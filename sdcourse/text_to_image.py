@@ -35,6 +35,7 @@ from .vae import AutoencoderKL, VAEConfig
 from .vae_latents import decode_latents, encode_image
 from .vae_weights import load_vae
 from .weights import load_unet
+from .i18n import tr
 
 SAMPLERS = ("ddim", "ddpm")
 
@@ -69,8 +70,8 @@ def guided_eps(unet: Diffusion, x: torch.Tensor, context: torch.Tensor, t: int, 
     if guidance_scale == 1.0:
         return unet(x, context, time)  # (B, 4, h, w)
     if context.shape[0] != 2 * x.shape[0]:
-        raise ValueError(f"guided_eps: guidance needs the context [uncond, cond] of batch {2 * x.shape[0]}, "
-                         f"got {tuple(context.shape)}; build it with prompt_contexts(..., guided=True).")
+        raise ValueError(tr(f"guided_eps: guidance needs the context [uncond, cond] of batch {2 * x.shape[0]}, "
+                            f"got {tuple(context.shape)}; build it with prompt_contexts(..., guided=True)."))
     x_in = torch.cat([x, x])  # (B, 4, h, w) -> (2B, 4, h, w): the same latents for both halves
     return guided_noise(unet(x_in, context, time), guidance_scale)  # (2B, ...) -> (B, 4, h, w) [uncond, cond]
 
@@ -109,8 +110,8 @@ def img2img_timesteps(timesteps: torch.Tensor, strength: float) -> torch.Tensor:
     kept = min(int(n * strength), n)
     if kept < 1:
         raise ValueError(
-            f"img2img: strength={strength} keeps int({n} * {strength}) = 0 of the {n} steps: nothing to denoise. "
-            f"Raise strength to at least {1 / n:.3g} or num_inference_steps."
+            tr(f"img2img: strength={strength} keeps int({n} * {strength}) = 0 of the {n} steps: nothing to denoise. "
+               f"Raise strength to at least {1 / n:.3g} or num_inference_steps.")
         )
     return timesteps[n - kept:]
 
@@ -140,8 +141,8 @@ class TextToImage:
         if latents is None:
             latents = initial_latents(shape, generator, p.dtype, p.device)  # (B, 4, H/8, W/8)
         elif tuple(latents.shape) != shape:
-            raise ValueError(f"TextToImage: latents {tuple(latents.shape)} must be {shape} for {len(prompts)} "
-                             f"prompt(s) at {height}x{width} (latents are 8x smaller than the image).")
+            raise ValueError(tr(f"TextToImage: latents {tuple(latents.shape)} must be {shape} for {len(prompts)} "
+                                f"prompt(s) at {height}x{width} (latents are 8x smaller than the image)."))
         context = prompt_contexts(self.tokenizer, self.text_encoder, prompts, guidance_scale != 1.0).to(p.dtype)
         timesteps = self.schedule.inference_timesteps(num_inference_steps, self.spacing, self.steps_offset)
         x = denoise(self.unet, latents.to(device=p.device, dtype=p.dtype), context, timesteps, self.schedule,
@@ -156,14 +157,14 @@ class TextToImage:
         """Image + text -> image. image: (B, 3, H, W) or (3, H, W) in [0, 1], one per prompt, H and W
         multiples of 8. strength in (0, 1]: how far toward noise the image goes before denoising."""
         if not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
-            raise ValueError(f"img2img: strength must be a number in [0, 1] (0 keeps the image, 1 ignores it), "
-                             f"got {strength!r}.")
+            raise ValueError(tr(f"img2img: strength must be a number in [0, 1] (0 keeps the image, 1 ignores it), "
+                                f"got {strength!r}."))
         if not isinstance(image, torch.Tensor) or image.ndim not in (3, 4):
-            raise ValueError("img2img: image must be a tensor (B, 3, H, W) or (3, H, W) with values in [0, 1].")
+            raise ValueError(tr("img2img: image must be a tensor (B, 3, H, W) or (3, H, W) with values in [0, 1]."))
         image = image[None] if image.ndim == 3 else image  # (3, H, W) -> (1, 3, H, W)
         prompts = self._check(prompt, image.shape[2], image.shape[3], num_inference_steps, guidance_scale, sampler)
         if image.shape[0] != len(prompts):
-            raise ValueError(f"img2img: {image.shape[0]} image(s) for {len(prompts)} prompt(s); give one image per prompt.")
+            raise ValueError(tr(f"img2img: {image.shape[0]} image(s) for {len(prompts)} prompt(s); give one image per prompt."))
         p = next(self.unet.parameters())
         timesteps = img2img_timesteps(
             self.schedule.inference_timesteps(num_inference_steps, self.spacing, self.steps_offset), strength)
@@ -178,20 +179,20 @@ class TextToImage:
     def _check(self, prompt, height, width, steps, guidance_scale, sampler) -> list:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, (list, tuple)) else None
         if not prompts or not all(isinstance(p, str) for p in prompts):
-            raise ValueError(f"TextToImage: prompt must be a string or a non-empty list of strings, got {prompt!r}.")
+            raise ValueError(tr(f"TextToImage: prompt must be a string or a non-empty list of strings, got {prompt!r}."))
         for side, size in (("height", height), ("width", width)):
             if not isinstance(size, int) or size < 8 or size % 8:
-                raise ValueError(f"TextToImage: {side} must be a positive multiple of 8 (the VAE downsamples 8x), "
-                                 f"got {size!r}; e.g. {max(8, int(size) // 8 * 8) if isinstance(size, (int, float)) else 512}.")
+                raise ValueError(tr(f"TextToImage: {side} must be a positive multiple of 8 (the VAE downsamples 8x), "
+                                    f"got {size!r}; e.g. {max(8, int(size) // 8 * 8) if isinstance(size, (int, float)) else 512}."))
         if not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"TextToImage: num_inference_steps must be a positive int, got {steps!r}.")
+            raise ValueError(tr(f"TextToImage: num_inference_steps must be a positive int, got {steps!r}."))
         if not isinstance(guidance_scale, (int, float)) or guidance_scale < 1:
             raise ValueError(
-                f"TextToImage: guidance_scale must be >= 1, got {guidance_scale!r}. 1 means no guidance (one "
-                "pass per step); SD v1 is usually run at 7.5. (diffusers silently turns guidance off below 1; "
-                "the course refuses instead.)")
+                tr(f"TextToImage: guidance_scale must be >= 1, got {guidance_scale!r}. 1 means no guidance (one "
+                   "pass per step); SD v1 is usually run at 7.5. (diffusers silently turns guidance off below 1; "
+                   "the course refuses instead.)"))
         if sampler not in SAMPLERS:
-            raise ValueError(f"TextToImage: sampler must be one of {SAMPLERS}, got {sampler!r}.")
+            raise ValueError(tr(f"TextToImage: sampler must be one of {SAMPLERS}, got {sampler!r}."))
         return prompts
 
 
@@ -204,8 +205,8 @@ def schedule_from_config(config: dict) -> tuple:
                                        ("thresholding", False), ("rescale_betas_zero_snr", False))
            if k in config and get(k) != want}
     if odd or get("timestep_spacing", "leading") not in ("leading", "trailing"):
-        raise ValueError(f"scheduler config: the course's sampler implements SD v1's settings (scaled_linear betas, "
-                         f"epsilon prediction, no clipping, leading or trailing spacing); this config has {odd or config}.")
+        raise ValueError(tr(f"scheduler config: the course's sampler implements SD v1's settings (scaled_linear betas, "
+                            f"epsilon prediction, no clipping, leading or trailing spacing); this config has {odd or config}."))
     schedule = NoiseSchedule.sd_v1(get("num_train_timesteps", 1000), get("beta_start", 0.00085), get("beta_end", 0.012))
     return schedule, get("timestep_spacing", "leading"), get("steps_offset", 1)
 
@@ -242,19 +243,19 @@ def load_text_to_image(path, dtype: Optional[torch.dtype] = None, device=None, t
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"load_text_to_image: {path} does not exist. Give a diffusers pipeline folder or an "
-                         "SD v1.x single-file checkpoint (.safetensors).")
+        raise ValueError(tr(f"load_text_to_image: {path} does not exist. Give a diffusers pipeline folder or an "
+                            "SD v1.x single-file checkpoint (.safetensors)."))
     if path.is_dir():
         missing = [p for p in ("unet", "vae", "text_encoder") if not (path / p).is_dir()]
         if missing or (tokenizer is None and not (path / "tokenizer").is_dir()):
-            raise ValueError(f"load_text_to_image: {path} is not a diffusers pipeline folder: no "
-                             f"{', '.join(p + '/' for p in missing or ['tokenizer'])}. Give the folder "
-                             "save_pretrained / snapshot_download wrote, or a single file + tokenizer=.")
+            raise ValueError(tr(f"load_text_to_image: {path} is not a diffusers pipeline folder: no "
+                                f"{', '.join(p + '/' for p in missing or ['tokenizer'])}. Give the folder "
+                                "save_pretrained / snapshot_download wrote, or a single file + tokenizer=."))
         tokenizer = path if tokenizer is None else tokenizer
     elif tokenizer is None:
-        raise ValueError("load_text_to_image: a single-file checkpoint holds no tokenizer. Pass tokenizer= a folder "
-                         "with vocab.json and merges.txt (e.g. the tokenizer/ of stable-diffusion-v1-5, "
-                         "snapshot_download(..., allow_patterns=['tokenizer/*'])).")
+        raise ValueError(tr("load_text_to_image: a single-file checkpoint holds no tokenizer. Pass tokenizer= a folder "
+                            "with vocab.json and merges.txt (e.g. the tokenizer/ of stable-diffusion-v1-5, "
+                            "snapshot_download(..., allow_patterns=['tokenizer/*']))."))
     if isinstance(tokenizer, (str, Path)):
         tokenizer = load_tokenizer(Path(tokenizer))
     scheduler_file = path / "scheduler" / "scheduler_config.json" if path.is_dir() else None

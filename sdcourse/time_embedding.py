@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+from .i18n import tr
 
 
 def sinusoidal_embedding(t, dim: int = 320) -> torch.Tensor:
@@ -20,14 +21,14 @@ def sinusoidal_embedding(t, dim: int = 320) -> torch.Tensor:
     t: an int, a float, or a tensor of shape () or (N,). Returns float32 (N, dim).
     """
     if dim % 2 != 0 or dim <= 0:
-        raise ValueError(f"sinusoidal_embedding: dim must be a positive even number (half cos, half sin), got {dim}.")
+        raise ValueError(tr(f"sinusoidal_embedding: dim must be a positive even number (half cos, half sin), got {dim}."))
     t = torch.as_tensor(t)
     if t.ndim == 0:
         t = t[None]  # () -> (1,)
     if t.ndim != 1:
         raise ValueError(
-            f"sinusoidal_embedding: t must be a number or a 1-D tensor of timesteps, got shape {tuple(t.shape)}. "
-            "Pass e.g. torch.tensor([981]) or torch.tensor([981, 500])."
+            tr(f"sinusoidal_embedding: t must be a number or a 1-D tensor of timesteps, got shape {tuple(t.shape)}. "
+            "Pass e.g. torch.tensor([981]) or torch.tensor([981, 500]).")
         )
     half = dim // 2
     # (half,): 1, 10000^(-1/half), ..., 10000^(-(half-1)/half)
@@ -54,8 +55,8 @@ class TimeEmbedding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2 or x.shape[-1] != self.n_time_embd:
             raise ValueError(
-                f"TimeEmbedding: expected a (N, {self.n_time_embd}) sinusoidal embedding, got shape {tuple(x.shape)}. "
-                f"Make it with sinusoidal_embedding(t, dim={self.n_time_embd})."
+                tr(f"TimeEmbedding: expected a (N, {self.n_time_embd}) sinusoidal embedding, got shape {tuple(x.shape)}. "
+                f"Make it with sinusoidal_embedding(t, dim={self.n_time_embd}).")
             )
         # (N, 320) -> (N, 1280)
         x = self.linear_1(x)

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from .i18n import tr
+
 
 TINY_WORDS = (
     "a", "an", "the", "of", "on", "in", "and", "with", "photo", "painting", "drawing", "picture",
@@ -53,7 +55,7 @@ def write_tiny_tokenizer(folder, words: Sequence[str] = TINY_WORDS, max_length: 
     folder.mkdir(parents=True, exist_ok=True)
     for word in words:
         if not word.isalpha() or not word.islower() or not word.isascii():
-            raise ValueError(f"write_tiny_tokenizer: words must be lowercase ASCII letters, got {word!r}.")
+            raise ValueError(tr(f"write_tiny_tokenizer: words must be lowercase ASCII letters, got {word!r}."))
     vocab_list = _byte_symbols() + [s + "</w>" for s in _byte_symbols()]
     ranks: dict = {}  # (left, right) -> priority of the merge (lower merges first)
     for word in words:

@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from .i18n import tr
+
 COLORS: Dict[str, tuple] = {  # name -> RGB in [0, 1]; hues far apart so that a pixel test can tell them
     "red": (0.95, 0.15, 0.15),
     "green": (0.15, 0.85, 0.2),
@@ -73,7 +75,7 @@ class Tokenizer:
         self.index = {w: i for i, w in enumerate(self.vocab)}
         for s in SPECIAL:
             if s not in self.index:
-                raise ValueError(f"Tokenizer: the vocabulary must contain {SPECIAL}; {s!r} is missing.")
+                raise ValueError(tr(f"Tokenizer: the vocabulary must contain {SPECIAL}; {s!r} is missing."))
         self.pad_id, self.start_id, self.end_id = (self.index[s] for s in SPECIAL)
 
     def __len__(self) -> int:
@@ -86,16 +88,16 @@ class Tokenizer:
     def encode(self, caption: str) -> torch.Tensor:
         """caption -> (max_tokens,) int64 ids."""
         if not isinstance(caption, str):
-            raise ValueError(f"Tokenizer.encode: expected a caption string, got {type(caption).__name__}.")
+            raise ValueError(tr(f"Tokenizer.encode: expected a caption string, got {type(caption).__name__}."))
         words = self.words(caption)
         unknown = [w for w in words if w not in self.index]
         if unknown:
             known = ", ".join(w for w in self.vocab if w not in SPECIAL)
-            raise ValueError(f"Tokenizer: unknown word(s) {unknown} in {caption!r}. Use only: {known}.")
+            raise ValueError(tr(f"Tokenizer: unknown word(s) {unknown} in {caption!r}. Use only: {known}."))
         if len(words) > self.max_tokens:
             raise ValueError(
-                f"Tokenizer: {caption!r} has {len(words)} tokens with <start>/<end>, more than max_tokens="
-                f"{self.max_tokens}. Shorten the caption or build Tokenizer(max_tokens={len(words)})."
+                tr(f"Tokenizer: {caption!r} has {len(words)} tokens with <start>/<end>, more than max_tokens="
+                   f"{self.max_tokens}. Shorten the caption or build Tokenizer(max_tokens={len(words)}).")
             )
         ids = [self.index[w] for w in words] + [self.pad_id] * (self.max_tokens - len(words))
         return torch.tensor(ids, dtype=torch.long)  # (max_tokens,)
@@ -103,7 +105,7 @@ class Tokenizer:
     def __call__(self, captions: Sequence[str]) -> torch.Tensor:
         """list of N captions -> (N, max_tokens) int64 ids."""
         if isinstance(captions, str):
-            raise ValueError("Tokenizer: pass a list of captions, e.g. tokenizer(['red circle top left']).")
+            raise ValueError(tr("Tokenizer: pass a list of captions, e.g. tokenizer(['red circle top left'])."))
         return torch.stack([self.encode(c) for c in captions])  # (N, max_tokens)
 
     def decode(self, ids: torch.Tensor) -> str:
@@ -158,7 +160,7 @@ def coverage(shape: str, center, radius: float, size: int, supersample: int = 4)
         t = (dy + radius) / (2 * radius)  # 0 at the apex, 1 at the base
         inside = (t >= 0) & (t <= 1) & (np.abs(dx) <= t * radius * 1.1)
     else:
-        raise ValueError(f"unknown shape {shape!r}; use one of {SHAPES}.")
+        raise ValueError(tr(f"unknown shape {shape!r}; use one of {SHAPES}."))
     # (n, n) -> (size, s, size, s) -> (size, size): average the sub-pixel samples
     return inside.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
@@ -214,12 +216,12 @@ def make_batch(
     out (for all objects of the image; at most two of the three are dropped, never all).
     """
     if size % 8 or size < 16:
-        raise ValueError(f"make_batch: size must be a multiple of 8 and >= 16 (the UNet halves it 3 times), got {size}.")
+        raise ValueError(tr(f"make_batch: size must be a multiple of 8 and >= 16 (the UNet halves it 3 times), got {size}."))
     if n < 1:
-        raise ValueError(f"make_batch: n must be >= 1, got {n}.")
+        raise ValueError(tr(f"make_batch: n must be >= 1, got {n}."))
     for name, p in (("p_two", p_two), ("drop_color", drop_color), ("drop_shape", drop_shape), ("drop_position", drop_position)):
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"make_batch: {name} is a probability in [0, 1], got {p}.")
+            raise ValueError(tr(f"make_batch: {name} is a probability in [0, 1], got {p}."))
     rng = np.random.default_rng(seed)
     images, masks, captions, all_objects, dropped = [], [], [], [], []
     for _ in range(n):
@@ -254,10 +256,10 @@ def parse_caption(caption: str) -> List[Dict[str, str]]:
         if pos:
             obj["position"] = " ".join(pos)
             if obj["position"] not in POSITIONS:
-                raise ValueError(f"parse_caption: unknown position {obj['position']!r}; use one of {POSITIONS}.")
+                raise ValueError(tr(f"parse_caption: unknown position {obj['position']!r}; use one of {POSITIONS}."))
         unknown = [w for w in words if word_kind(w) is None]
         if unknown:
-            raise ValueError(f"parse_caption: unknown word(s) {unknown} in {caption!r}.")
+            raise ValueError(tr(f"parse_caption: unknown word(s) {unknown} in {caption!r}."))
         objects.append(obj)
     return objects
 

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import CrossAttention, SelfAttention
+from .i18n import tidy, tr
 from .time_embedding import TimeEmbedding
 
 
@@ -79,28 +80,28 @@ class UNetConfig:
         for c in self.channels:
             if c % self.n_head or c % self.n_groups:
                 raise ValueError(
-                    f"UNetConfig: every width must be divisible by n_head={self.n_head} and n_groups={self.n_groups}; "
-                    f"got channels={self.channels}."
+                    tr(f"UNetConfig: every width must be divisible by n_head={self.n_head} and n_groups={self.n_groups}; "
+                    f"got channels={self.channels}.")
                 )
 
 
 def _check_feature(name: str, x: torch.Tensor, channels: int) -> None:
     if x.ndim != 4 or x.shape[1] != channels:
         raise ValueError(
-            f"{name}: expected a feature map (batch, {channels}, height, width), got shape {tuple(x.shape)}."
+            tr(f"{name}: expected a feature map (batch, {channels}, height, width), got shape {tuple(x.shape)}.")
         )
 
 
 def _check_time(name: str, x: torch.Tensor, time: torch.Tensor, n_time: int) -> None:
     if time.ndim != 2 or time.shape[1] != n_time:
         raise ValueError(
-            f"{name}: expected the time embedding as (1 or batch, {n_time}), got shape {tuple(time.shape)}. "
-            "It is the output of TimeEmbedding, not the raw timestep."
+            tr(f"{name}: expected the time embedding as (1 or batch, {n_time}), got shape {tuple(time.shape)}. "
+            "It is the output of TimeEmbedding, not the raw timestep.")
         )
     if time.shape[0] not in (1, x.shape[0]):
         raise ValueError(
-            f"{name}: time batch {time.shape[0]} cannot broadcast to feature batch {x.shape[0]}. "
-            "Give one time embedding shared by all (batch 1) or one per sample."
+            tr(f"{name}: time batch {time.shape[0]} cannot broadcast to feature batch {x.shape[0]}. "
+            "Give one time embedding shared by all (batch 1) or one per sample.")
         )
 
 
@@ -172,7 +173,7 @@ class UNET_AttentionBlock(nn.Module):
         _check_feature("UNET_AttentionBlock", x, self.channels)
         if context.ndim != 3 or context.shape[-1] != self.d_context:
             raise ValueError(
-                f"UNET_AttentionBlock: expected context (batch, tokens, {self.d_context}), got shape {tuple(context.shape)}."
+                tr(f"UNET_AttentionBlock: expected context (batch, tokens, {self.d_context}), got shape {tuple(context.shape)}.")
             )
         residue_long = x
         # (B, C, H, W) -> (B, C, H, W)
@@ -400,62 +401,62 @@ class Diffusion(nn.Module):
         cfg = self.config
         for name, value in (("latent", latent), ("context", context), ("time", time)):
             if not isinstance(value, torch.Tensor):
-                raise ValueError(f"Diffusion: {name} must be a torch.Tensor, got {type(value).__name__}.")
+                raise ValueError(tr(f"Diffusion: {name} must be a torch.Tensor, got {type(value).__name__}."))
         if latent.ndim != 4:
             raise ValueError(
-                f"Diffusion: latent must be 4-D (batch, {cfg.in_channels}, height, width), got shape {tuple(latent.shape)}. "
-                "For a single latent add the batch dimension: latent[None]."
+                tr(f"Diffusion: latent must be 4-D (batch, {cfg.in_channels}, height, width), got shape {tuple(latent.shape)}. "
+                "For a single latent add the batch dimension: latent[None].")
             )
         b, c, h, w = latent.shape
         if c != cfg.in_channels:
             raise ValueError(
-                f"Diffusion: latent has {c} channels, this model expects {cfg.in_channels}. "
-                "Pass the VAE latent (B, 4, H/8, W/8), not the RGB image (B, 3, H, W)."
+                tr(f"Diffusion: latent has {c} channels, this model expects {cfg.in_channels}. "
+                   "Pass the VAE latent (B, 4, H/8, W/8), not the RGB image (B, 3, H, W).")
                 if cfg.in_channels == 4 and c == 3 else
-                f"Diffusion: latent has {c} channels, this model expects {cfg.in_channels} (config.in_channels)."
+                tr(f"Diffusion: latent has {c} channels, this model expects {cfg.in_channels} (config.in_channels).")
             )
         for side, n in (("height", h), ("width", w)):
             if n == 0:
-                raise ValueError(f"Diffusion: latent {side} is 0; the latent needs at least one pixel per side.")
+                raise ValueError(tr(f"Diffusion: latent {side} is 0; the latent needs at least one pixel per side."))
             if n % 8 != 0 and not cfg.any_latent_size:
                 fix = (n // 8 + 1) * 8
                 raise ValueError(
-                    f"Diffusion: latent {side} {n} is not a multiple of 8. This UNet is the notes' (and CompVis's "
+                    tr(f"Diffusion: latent {side} {n} is not a multiple of 8. This UNet is the notes' (and CompVis's "
                     f"original): it halves the resolution three times and doubles it back, so the skip connections "
                     f"line up only for multiples of 8. Use a latent {side} such as {fix} (image {fix * 8} px), "
                     f"or build the model with UNetConfig(..., any_latent_size=True): it upsamples to each skip's "
-                    f"size, as diffusers' UNet does (SD pipelines take any image side that is a multiple of 8 px)."
+                    f"size, as diffusers' UNet does (SD pipelines take any image side that is a multiple of 8 px).")
                 )
         if context.ndim != 3 or context.shape[-1] != cfg.d_context:
             raise ValueError(
-                f"Diffusion: context must be (batch, tokens, {cfg.d_context}), got shape {tuple(context.shape)}. "
-                + ("SD v1 expects CLIP ViT-L/14 text embeddings, e.g. (1, 77, 768)." if cfg.d_context == 768 else "")
+                tidy(tr(f"Diffusion: context must be (batch, tokens, {cfg.d_context}), got shape {tuple(context.shape)}.")
+                + (" " + tr("SD v1 expects CLIP ViT-L/14 text embeddings, e.g. (1, 77, 768).") if cfg.d_context == 768 else ""))
             )
         if context.shape[0] not in (1, b):
             raise ValueError(
-                f"Diffusion: context batch {context.shape[0]} cannot broadcast to latent batch {b}. "
+                tr(f"Diffusion: context batch {context.shape[0]} cannot broadcast to latent batch {b}. "
                 "Give one context per latent or a single one (batch 1) for all. With classifier-free guidance "
-                "both the latent and the context hold the two halves (see sdcourse.sampling)."
+                "both the latent and the context hold the two halves (see sdcourse.sampling).")
             )
         if time.ndim != 2 or time.shape[-1] != cfg.n_time_embd:
             raise ValueError(
-                f"Diffusion: time must be the sinusoidal embedding (1 or batch, {cfg.n_time_embd}), got shape "
-                f"{tuple(time.shape)}. Make it with sdcourse.sinusoidal_embedding(t, dim={cfg.n_time_embd})."
+                tr(f"Diffusion: time must be the sinusoidal embedding (1 or batch, {cfg.n_time_embd}), got shape "
+                f"{tuple(time.shape)}. Make it with sdcourse.sinusoidal_embedding(t, dim={cfg.n_time_embd}).")
             )
         if time.shape[0] not in (1, b):
             raise ValueError(
-                f"Diffusion: time batch {time.shape[0]} cannot broadcast to latent batch {b}. "
-                "Give one timestep for all (1, 320) or one per latent (B, 320)."
+                tr(f"Diffusion: time batch {time.shape[0]} cannot broadcast to latent batch {b}. "
+                "Give one timestep for all (1, 320) or one per latent (B, 320).")
             )
         p = next(self.parameters())
         for name, value in (("latent", latent), ("context", context), ("time", time)):
             if value.device != p.device and p.device.type != "meta":
                 raise ValueError(
-                    f"Diffusion: {name} is on {value.device} but the model is on {p.device}. "
-                    f"Move it with {name}.to({str(p.device)!r}) (or the model with model.to(...))."
+                    tr(f"Diffusion: {name} is on {value.device} but the model is on {p.device}. "
+                    f"Move it with {name}.to({str(p.device)!r}) (or the model with model.to(...)).")
                 )
             if value.dtype != p.dtype:
                 raise ValueError(
-                    f"Diffusion: {name} has dtype {value.dtype} but the model's weights are {p.dtype}. "
-                    f"Convert it with {name}.to({p.dtype}) (or the model with model.to({value.dtype}))."
+                    tr(f"Diffusion: {name} has dtype {value.dtype} but the model's weights are {p.dtype}. "
+                    f"Convert it with {name}.to({p.dtype}) (or the model with model.to({value.dtype})).")
                 )

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .unet import Upsample
+from .i18n import tidy, tr
 
 LATENT_SCALE = 0.18215  # SD v1's scaling_factor: UNet latent = VAE latent * 0.18215
 
@@ -63,12 +64,12 @@ class VAEConfig:
         object.__setattr__(self, "channels", tuple(self.channels))
         if not self.channels or any(c % self.n_groups for c in self.channels):
             raise ValueError(
-                f"VAEConfig: every width must be divisible by n_groups={self.n_groups}; got channels={self.channels}."
+                tr(f"VAEConfig: every width must be divisible by n_groups={self.n_groups}; got channels={self.channels}.")
             )
         if self.layers_per_block < 1 or self.latent_channels < 1:
             raise ValueError(
-                f"VAEConfig: layers_per_block and latent_channels must be >= 1, got {self.layers_per_block} "
-                f"and {self.latent_channels}."
+                tr(f"VAEConfig: layers_per_block and latent_channels must be >= 1, got {self.layers_per_block} "
+                f"and {self.latent_channels}.")
             )
 
 
@@ -327,38 +328,42 @@ class AutoencoderKL(nn.Module):
         """Raise ValueError naming the problem and the fix; silent when `x` is good."""
         where = f"AutoencoderKL.{method}"
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{where}: {name} must be a torch.Tensor, got {type(x).__name__}.")
+            raise ValueError(tr(f"{where}: {name} must be a torch.Tensor, got {type(x).__name__}."))
         if x.ndim != 4:
             raise ValueError(
-                f"{where}: {name} must be 4-D (batch, {channels}, height, width), got shape {tuple(x.shape)}. "
-                f"For a single one add the batch dimension: {name}[None]."
+                tr(f"{where}: {name} must be 4-D (batch, {channels}, height, width), got shape {tuple(x.shape)}. "
+                f"For a single one add the batch dimension: {name}[None].")
             )
         if x.shape[1] != channels:
-            swap = {(3, 4): " This looks like a latent: encode images, decode latents.",
-                    (4, 3): " This looks like an image: encode images, decode latents."}
-            hint = swap.get((channels, x.shape[1]), "") if method in ("encode", "decode") else ""
+            message = [tr(f"{where}: {name} have {x.shape[1]} channels, this VAE expects {channels}.")]
+            if method in ("encode", "decode") and (channels, x.shape[1]) == (3, 4):
+                message.append(tr("This looks like a latent: encode images, decode latents."))
+            if method in ("encode", "decode") and (channels, x.shape[1]) == (4, 3):
+                message.append(tr("This looks like an image: encode images, decode latents."))
             if x.shape[-1] == channels:
-                hint += f" Channels last? Use {name}.permute(0, 3, 1, 2)."
-            raise ValueError(f"{where}: {name} have {x.shape[1]} channels, this VAE expects {channels}.{hint}")
+                message.append(tr(f"Channels last? Use {name}.permute(0, 3, 1, 2)."))
+            raise ValueError(tidy(" ".join(message)))
         for side, size in (("height", x.shape[2]), ("width", x.shape[3])):
             if size == 0:
-                raise ValueError(f"{where}: {name} have {side} 0: nothing to {method}.")
+                raise ValueError(tr(f"{where}: {name} have {side} 0: nothing to {method}."))
             if size % multiple:
                 fix = (size // multiple + 1) * multiple
                 raise ValueError(
-                    f"{where}: {name} {side} {size} is not a multiple of {multiple}: the encoder halves it "
+                    tr(f"{where}: {name} {side} {size} is not a multiple of {multiple}: the encoder halves it "
                     f"{len(self.config.channels) - 1} times and the decoder must give the same size back. "
-                    f"Resize or crop to a multiple of {multiple}, e.g. {fix}."
+                    f"Resize or crop to a multiple of {multiple}, e.g. {fix}.")
                 )
         p = next(self.parameters())
         if x.device != p.device and p.device.type != "meta":
             raise ValueError(
-                f"{where}: {name} are on {x.device} but the VAE is on {p.device}. "
-                f"Move them with {name}.to({str(p.device)!r})."
+                tr(f"{where}: {name} are on {x.device} but the VAE is on {p.device}. "
+                f"Move them with {name}.to({str(p.device)!r}).")
             )
         if x.dtype != p.dtype:
             raise ValueError(
-                f"{where}: {name} have dtype {x.dtype} but the VAE's weights are {p.dtype}. "
-                f"Convert with {name}.to({p.dtype})"
-                + (" after scaling pixels to [-1, 1] (x / 127.5 - 1)." if not x.dtype.is_floating_point else ".")
+                tr(f"{where}: {name} have dtype {x.dtype} but the VAE's weights are {p.dtype}. "
+                   f"Convert with {name}.to({p.dtype}) after scaling pixels to [-1, 1] (x / 127.5 - 1).")
+                if not x.dtype.is_floating_point else
+                tr(f"{where}: {name} have dtype {x.dtype} but the VAE's weights are {p.dtype}. "
+                   f"Convert with {name}.to({p.dtype}).")
             )

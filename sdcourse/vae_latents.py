@@ -19,6 +19,7 @@ from typing import Optional
 import torch
 
 from .vae import AutoencoderKL
+from .i18n import tr
 
 
 def encode_image(vae: AutoencoderKL, images: torch.Tensor, generator: Optional[torch.Generator] = None,
@@ -31,21 +32,21 @@ def encode_image(vae: AutoencoderKL, images: torch.Tensor, generator: Optional[t
     Returns (B, 4, H/8, W/8) = z * vae.scaling_factor, on the VAE's device and dtype.
     """
     if not isinstance(images, torch.Tensor):
-        raise ValueError(f"encode_image: images must be a torch.Tensor, got {type(images).__name__}. "
-                         "From PIL: torchvision.transforms.functional.to_tensor(picture) gives (3, H, W) in [0, 1].")
+        raise ValueError(tr(f"encode_image: images must be a torch.Tensor, got {type(images).__name__}. "
+                            "From PIL: torchvision.transforms.functional.to_tensor(picture) gives (3, H, W) in [0, 1]."))
     if images.ndim == 3:
         # (3, H, W) -> (1, 3, H, W)
         images = images[None]
     if images.dtype == torch.uint8:
         images = images.float() / 255.0
     elif not images.dtype.is_floating_point:
-        raise ValueError(f"encode_image: images must be floats in [0, 1] or uint8, got dtype {images.dtype}.")
+        raise ValueError(tr(f"encode_image: images must be floats in [0, 1] or uint8, got dtype {images.dtype}."))
     low, high = images.min().item(), images.max().item()
     if low < -1e-3 or high > 1 + 1e-3:
         raise ValueError(
-            f"encode_image: pixel values go from {low:.3g} to {high:.3g}; expected [0, 1]. "
-            + ("0-255 floats: divide by 255." if high > 2 else
-               "For images already in [-1, 1] call vae.encode(images) yourself and multiply by vae.scaling_factor.")
+            tr(f"encode_image: pixel values go from {low:.3g} to {high:.3g}; expected [0, 1]. ")
+            + (tr("0-255 floats: divide by 255.") if high > 2 else
+               tr("For images already in [-1, 1] call vae.encode(images) yourself and multiply by vae.scaling_factor."))
         )
     p = next(vae.parameters())
     # [0, 1] -> [-1, 1], the range the VAE was trained on
@@ -63,7 +64,7 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor) -> torch.Tensor:
     the decoder overshoots. The latents are moved to the VAE's device and dtype.
     """
     if not isinstance(latents, torch.Tensor):
-        raise ValueError(f"decode_latents: latents must be a torch.Tensor, got {type(latents).__name__}.")
+        raise ValueError(tr(f"decode_latents: latents must be a torch.Tensor, got {type(latents).__name__}."))
     p = next(vae.parameters())
     latents = latents.to(device=p.device, dtype=p.dtype)
     # (B, 4, h, w) -> (B, 3, 8h, 8w), about [-1, 1]

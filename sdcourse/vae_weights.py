@@ -27,6 +27,7 @@ from .weights import (
     format_report,
     read_checkpoint,
 )
+from .i18n import tr
 
 COMPVIS_VAE_PREFIX = "first_stage_model."
 
@@ -121,7 +122,7 @@ def export_diffusers_vae(state_dict: Mapping[str, torch.Tensor], config: VAEConf
     for key, value in state_dict.items():
         module, _, param = key.rpartition(".")
         if module not in table:
-            raise ValueError(f"export_diffusers_vae: {key!r} is not a key of a VAE with {config}.")
+            raise ValueError(tr(f"export_diffusers_vae: {key!r} is not a key of a VAE with {config}."))
         if _is_projection(module) and param == "weight":
             # (C_out, C_in, 1, 1) -> (C_out, C_in)
             value = value.flatten(1)
@@ -169,10 +170,10 @@ def vae_part(keys) -> Tuple[str, Dict[str, str]]:
     shown = ", ".join(keys[:4]) or "(no tensors at all)"
     unet = any(k.startswith((_UNET_PREFIX, "down_blocks.", "input_blocks.")) for k in keys)
     raise ArchitectureError(
-        f"No VAE weights found: the keys look like {shown} ..."
-        + (" This file holds a UNet only." if unet else "")
-        + " Expected a single-file SD checkpoint (first_stage_model.*), a diffusers VAE (the vae/ folder: "
-        "encoder.down_blocks.*, ...) or a CompVis VAE file (encoder.down.*, ...)."
+        tr(f"No VAE weights found: the keys look like {shown} ...")
+        + (tr(" This file holds a UNet only.") if unet else "")
+        + tr(" Expected a single-file SD checkpoint (first_stage_model.*), a diffusers VAE (the vae/ folder: "
+             "encoder.down_blocks.*, ...) or a CompVis VAE file (encoder.down.*, ...).")
     )
 
 
@@ -190,8 +191,8 @@ def config_from_diffusers_vae(config: Mapping) -> VAEConfig:
            if k in config and (list(get(k)) if isinstance(get(k), (list, tuple)) else get(k)) != v}
     if odd:
         raise ArchitectureError(
-            f"This diffusers VAE config differs from SD v1's AutoencoderKL in: {odd}. The course's VAE has "
-            f"{ {k: expected[k] for k in odd} }. Use the vae/ folder of an SD v1.x model."
+            tr(f"This diffusers VAE config differs from SD v1's AutoencoderKL in: {odd}. The course's VAE has "
+               f"{ {k: expected[k] for k in odd} }. Use the vae/ folder of an SD v1.x model.")
         )
     return VAEConfig(
         channels=tuple(get("block_out_channels", (64,))), layers_per_block=get("layers_per_block", 1),
@@ -214,13 +215,13 @@ def _config_from_shapes(shapes: Mapping, where: str) -> VAEConfig:
     sd_v1, tiny = VAEConfig(), VAEConfig.tiny()
     if all(found[k] == getattr(sd_v1, k) for k in found) or not levels or None in found["channels"]:
         return sd_v1  # SD v1 (or too broken to tell: the key report says what is missing)
-    hint = " They match VAEConfig.tiny(): pass config=VAEConfig.tiny()." if all(
+    hint = tr(" They match VAEConfig.tiny(): pass config=VAEConfig.tiny().") if all(
         found[k] == getattr(tiny, k) for k in found) else ""
     raise ArchitectureError(
-        f"The VAE in {where} has {found}, not SD v1's channels={sd_v1.channels}, layers_per_block=2, "
-        "latent_channels=4. The number of GroupNorm groups is not stored in the weights, so say which model "
-        "it is: load_vae(path, config=VAEConfig(..., n_groups=...)), or give its diffusers folder with "
-        f"config.json.{hint}"
+        tr(f"The VAE in {where} has {found}, not SD v1's channels={sd_v1.channels}, layers_per_block=2, "
+           "latent_channels=4. The number of GroupNorm groups is not stored in the weights, so say which model "
+           "it is: load_vae(path, config=VAEConfig(..., n_groups=...)), or give its diffusers folder with "
+           f"config.json.{hint}")
     )
 
 
@@ -228,9 +229,9 @@ def _find_vae_weights(path: Path, dtype: torch.dtype) -> Tuple[Path, Optional[di
     """A file, a diffusers VAE folder, or a pipeline folder (its vae/) -> (weights file, config.json or None)."""
     if not path.exists():
         raise CheckpointError(
-            f"{path} does not exist. Download the weights first, e.g. huggingface_hub.snapshot_download("
-            "'stable-diffusion-v1-5/stable-diffusion-v1-5', allow_patterns=['vae/*']) or hf_hub_download(..., "
-            "'v1-5-pruned-emaonly.safetensors')."
+            tr(f"{path} does not exist. Download the weights first, e.g. huggingface_hub.snapshot_download("
+               "'stable-diffusion-v1-5/stable-diffusion-v1-5', allow_patterns=['vae/*']) or hf_hub_download(..., "
+               "'v1-5-pruned-emaonly.safetensors').")
         )
     if not path.is_dir():
         config_file = path.parent / "config.json"
@@ -242,8 +243,8 @@ def _find_vae_weights(path: Path, dtype: torch.dtype) -> Tuple[Path, Optional[di
     if not found:
         listing = ", ".join(sorted(p.name for p in folder.iterdir())[:10]) or "nothing"
         raise NotACheckpointError(
-            f"No VAE weights in the folder {folder} (it holds: {listing}). Expected a diffusers vae/ folder "
-            f"with one of {', '.join(_DIFFUSERS_FILES)}, or a pipeline folder that has one."
+            tr(f"No VAE weights in the folder {folder} (it holds: {listing}). Expected a diffusers vae/ folder "
+               f"with one of {', '.join(_DIFFUSERS_FILES)}, or a pipeline folder that has one.")
         )
     config_file = folder / "config.json"
     return found[0], (json.loads(config_file.read_text()) if config_file.is_file() else None)
@@ -258,9 +259,9 @@ def _refuse_other_models(shapes: Mapping, where: str) -> None:
         check_sd_v1(shapes, where=where)
     except ArchitectureError as error:
         raise ArchitectureError(
-            f"{error}\nThe course loads every part of a pipeline from one SD v1.x checkpoint, so the VAE of this "
-            "file is refused too" + (" (SDXL's VAE also needs scaling_factor 0.13025, not SD v1's 0.18215)."
-                                     if "SDXL" in str(error) else ".")
+            f"{error}\n" + tr("The course loads every part of a pipeline from one SD v1.x checkpoint, so the VAE of this "
+                              "file is refused too")
+            + (tr(" (SDXL's VAE also needs scaling_factor 0.13025, not SD v1's 0.18215).") if "SDXL" in str(error) else ".")
         ) from None
 
 
@@ -284,10 +285,10 @@ def load_vae(path_or_dir, dtype: Optional[torch.dtype] = None, device=None,
     dtype = dtype if dtype is not None else (torch.float16 if device.type == "cuda" else torch.float32)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(
-            f"load_vae: dtype must be a floating torch.dtype (torch.float16, torch.float32, ...), got {dtype!r}."
+            tr(f"load_vae: dtype must be a floating torch.dtype (torch.float16, torch.float32, ...), got {dtype!r}.")
         )
     if config is not None and not isinstance(config, VAEConfig):
-        raise ValueError(f"load_vae: config must be a sdcourse VAEConfig, got {type(config).__name__}.")
+        raise ValueError(tr(f"load_vae: config must be a sdcourse VAEConfig, got {type(config).__name__}."))
     path, config_json = _find_vae_weights(Path(path_or_dir), dtype)
     with read_checkpoint(path) as checkpoint:
         layout, vae_keys = vae_part(checkpoint.shapes)  # VAE key -> file key
@@ -307,9 +308,10 @@ def load_vae(path_or_dir, dtype: Optional[torch.dtype] = None, device=None,
             report["unexpected"] = [f"{vae_keys[k]}  (file key, no place in the VAE)" for k in unmapped] + [
                 f"{k}  (file key {vae_keys.get(k, k)})" if layout == "compvis" else k for k in report["unexpected"]]
             raise ArchitectureError(
-                f"The weights in {path.name} ({layout} layout) do not fit the course's VAE ({config}):\n"
-                f"{format_report(report)}\nA renamed key shows up as one missing and one unexpected; mis-shaped "
-                "keys mean another configuration (pass config=...) or another model."
+                tr(f"The weights in {path.name} ({layout} layout) do not fit the course's VAE ({config}):")
+                + f"\n{format_report(report)}\n"
+                + tr("A renamed key shows up as one missing and one unexpected; mis-shaped "
+                     "keys mean another configuration (pass config=...) or another model.")
             )
         # Now read the data, one tensor at a time, straight into the target dtype and device.
         tensors = {k: checkpoint.get(f).to(device=device, dtype=dtype) for k, f in vae_keys.items()}

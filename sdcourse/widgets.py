@@ -28,6 +28,7 @@ from .blocks import sequence_index, sequence_pixel
 from .record import AttentionMaps, AttentionRecorder
 from .shapes import trace
 from .unet import UNetConfig
+from .i18n import tr
 
 _ALL = "(all)"  # the dropdown value meaning "no choice: mean/aggregate"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -78,7 +79,7 @@ class WidgetWithPreview(W.VBox):
 
 
 def _summary(call: str, shows: str) -> str:
-    return f"{call}: a live widget ({shows}). Run the notebook to move its controls; the picture is its first view."
+    return tr(f"{call}: a live widget ({shows}). Run the notebook to move its controls; the picture is its first view.")
 
 
 def _image(fig) -> W.Image:
@@ -109,9 +110,9 @@ def time_embedding_view(dim: int = 320, t_max: int = 1000, t: int = 500) -> Widg
     """A timestep slider; below, the dim-vector of sinusoidal_embedding(t) and its cosine
     similarity to every other timestep (computed on sdcourse.default_device())."""
     if not isinstance(dim, int) or dim <= 0 or dim % 2:
-        raise ValueError(f"time_embedding_view: dim must be a positive even int (half cos, half sin), got {dim!r}.")
+        raise ValueError(tr(f"time_embedding_view: dim must be a positive even int (half cos, half sin), got {dim!r}."))
     if not isinstance(t_max, int) or t_max < 2:
-        raise ValueError(f"time_embedding_view: t_max must be an int >= 2 (SD uses 1000), got {t_max!r}.")
+        raise ValueError(tr(f"time_embedding_view: t_max must be an int >= 2 (SD uses 1000), got {t_max!r}."))
     slider = _slider("timestep t", min(t, t_max - 1), 0, t_max - 1)
     picture = _image(render.render_time_embedding(slider.value, dim, t_max))
 
@@ -120,7 +121,7 @@ def time_embedding_view(dim: int = 320, t_max: int = 1000, t: int = 500) -> Widg
 
     slider.observe(redraw, names="value")
     return WidgetWithPreview([slider, picture], lambda: picture.value,
-                             _summary("time_embedding_view", "a timestep slider and the embedding of t"))
+                             _summary("time_embedding_view", tr("a timestep slider and the embedding of t")))
 
 
 # --------------------------------------------------------------------------- 04: image as a sequence
@@ -130,14 +131,14 @@ def sequence_view(height: int = 8, width: int = 8, channels: int = 320) -> Widge
     render._check_grid(height, width, channels)
     row = _slider("row", 0, 0, height - 1)
     col = _slider("col", 0, 0, width - 1)
-    token = _slider("token index", 0, 0, height * width - 1)
+    token = _slider(tr("token index"), 0, 0, height * width - 1)
     text = W.HTML()
     picture = _image(render.render_sequence(height, width, channels, 0, 0))
     busy = {"now": False}  # one change moves the other controls; don't let them answer back
 
     def show():
-        text.value = (f"pixel (row {row.value}, col {col.value}) &harr; token "
-                      f"<b>{row.value} * {width} + {col.value} = {token.value}</b>")
+        text.value = tr(f"pixel (row {row.value}, col {col.value}) &harr; token "
+                         f"<b>{row.value} * {width} + {col.value} = {token.value}</b>")
         _set_image(picture, render.render_sequence(height, width, channels, row.value, col.value))
 
     def from_pixel(change=None):
@@ -161,7 +162,7 @@ def sequence_view(height: int = 8, width: int = 8, channels: int = 320) -> Widge
     token.observe(from_token, names="value")
     show()
     return WidgetWithPreview([W.HBox([W.VBox([row, col]), W.VBox([token, text])]), picture], lambda: picture.value,
-                             _summary("sequence_view", "pixel (row, col) <-> token index"))
+                             _summary("sequence_view", tr("pixel (row, col) <-> token index")))
 
 
 # --------------------------------------------------------------------------- 05: shape ledger
@@ -172,9 +173,9 @@ def shape_ledger(config: Optional[UNetConfig] = None, height: int = 512, width: 
     attention block's sequence length and weight-matrix memory."""
     config = config or UNetConfig()
     if not isinstance(config, UNetConfig):
-        raise ValueError(f"shape_ledger: config must be an sdcourse.UNetConfig (or None for SD v1), got {type(config).__name__}.")
-    h = _slider("height (px)", height, 64, 1024, 64, "360px")
-    w = _slider("width (px)", width, 64, 1024, 64, "360px")
+        raise ValueError(tr(f"shape_ledger: config must be an sdcourse.UNetConfig (or None for SD v1), got {type(config).__name__}."))
+    h = _slider(tr("height (px)"), height, 64, 1024, 64, "360px")
+    w = _slider(tr("width (px)"), width, 64, 1024, 64, "360px")
     b = _slider("batch", batch, 1, 8, 1, "360px")
     dtype = _dropdown("dtype", [("float32", torch.float32), ("float16", torch.float16)], torch.float32, "360px")
     table = W.HTML()
@@ -192,12 +193,17 @@ def shape_ledger(config: Optional[UNetConfig] = None, height: int = 512, width: 
         control.observe(redraw, names="value")
     redraw()
     return WidgetWithPreview([W.HBox([W.VBox([h, w]), W.VBox([b, dtype])]), table], preview,
-                             _summary("shape_ledger", "image size, batch and dtype -> every stage's shapes"))
+                             _summary("shape_ledger", tr("image size, batch and dtype -> every stage's shapes")))
 
 
 # --------------------------------------------------------------------------- 04/07/08: attention
 # the colour scale choices: each one looks different (render.color_limits); "sum" would only relabel "max"
 NORMALISE_OPTIONS = [("shares as recorded (0..1)", "none"), ("map / its max", "max"), ("stretched min..max", "minmax")]
+
+
+def _normalise_options():
+    """NORMALISE_OPTIONS with their labels in the current language (read when a widget is built)."""
+    return [(tr("shares as recorded (0..1)"), "none"), (tr("map / its max"), "max"), ("stretched min..max", "minmax")]
 
 
 def _as_maps(source) -> AttentionMaps:
@@ -208,8 +214,8 @@ def _as_maps(source) -> AttentionMaps:
     if isinstance(source, (dict, torch.Tensor)):
         return AttentionMaps.from_weights(source)
     raise ValueError(
-        f"attention_explorer: expected an AttentionRecorder, AttentionMaps, a dict of weights or a weights tensor, "
-        f"got {type(source).__name__}. Record with sdcourse.record.AttentionRecorder(model) first."
+        tr(f"attention_explorer: expected an AttentionRecorder, AttentionMaps, a dict of weights or a weights tensor, "
+           f"got {type(source).__name__}. Record with sdcourse.record.AttentionRecorder(model) first.")
     )
 
 
@@ -230,7 +236,7 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
     maps = _as_maps(recorder_or_maps)
     names = maps.names()
     if not names:
-        raise ValueError("attention_explorer: nothing was recorded. Run the model inside `with recorder:` first.")
+        raise ValueError(tr("attention_explorer: nothing was recorded. Run the model inside `with recorder:` first."))
     if image is not None:
         render.image_to_array(image)  # check it now, not on the first redraw
     labels = list(tokens) if tokens is not None else maps.tokens
@@ -238,7 +244,7 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
     controls = {}
     # Dropdown values are strings or ints, never None (ipywidgets shows a None value as an empty box)
     if maps.kind == "cross":
-        controls["block"] = _dropdown("block", [("mean of ticked resolutions", _ALL)] + [(n, n) for n in names])
+        controls["block"] = _dropdown("block", [(tr("mean of ticked resolutions"), _ALL)] + [(n, n) for n in names])
         factor_boxes = [W.Checkbox(value=True, description=maps.resolution_label(f), indent=False, layout=W.Layout(width="64px"))
                         for f in maps.factors()]
         options = [(f"{i}: {labels[i]}" if labels is not None and i < len(labels) else f"{i}", i) for i in range(n_keys)]
@@ -248,17 +254,17 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
         factor_boxes = []
         h, w = maps.latent_hw or maps.blocks[names[0]].grid
         if maps.query is None:
-            controls["row"] = _slider("query row", h // 2, 0, h - 1)
-            controls["col"] = _slider("query col", w // 2, 0, w - 1)
+            controls["row"] = _slider(tr("query row"), h // 2, 0, h - 1)
+            controls["col"] = _slider(tr("query col"), w // 2, 0, w - 1)
     if maps.heads == "all":  # heads averaged while recording: nothing to choose
-        head_options = [("mean over heads", _ALL)] + [(f"head {i}", i) for i in range(maps.n_heads)]
+        head_options = [(tr("mean over heads"), _ALL)] + [(f"head {i}", i) for i in range(maps.n_heads)]
         controls["head"] = _dropdown("head", head_options, width="300px")
     # the timesteps that hold maps (a `timesteps=` filter records fewer than were seen), in the order seen
     kept = [t for t in dict.fromkeys(maps.timesteps) if any((n, t) in maps.sums for n in names)]
-    time_options = [("all (aggregate)", _ALL)] + ([(f"t = {t}", t) for t in kept] if maps.per_timestep else [])
+    time_options = [(tr("all (aggregate)"), _ALL)] + ([(f"t = {t}", t) for t in kept] if maps.per_timestep else [])
     if len(time_options) > 1:  # one choice is no control
         controls["timestep"] = _dropdown("timestep", time_options, width="300px")
-    controls["normalize"] = _dropdown("colour scale", NORMALISE_OPTIONS, "minmax", width="300px")  # most contrast
+    controls["normalize"] = _dropdown(tr("colour scale"), _normalise_options(), "minmax", width="300px")  # most contrast
     status = W.HTML()
     picture = W.Image(format="png")
 
@@ -294,4 +300,4 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
     left += [controls[k] for k in ("token", "row", "col") if k in controls]
     right = [controls[k] for k in ("head", "timestep", "normalize") if k in controls]
     return WidgetWithPreview([W.HBox([W.VBox(left), W.VBox(right)]), status, picture], lambda: picture.value,
-                             _summary("attention_explorer", f"recorded {maps.kind}-attention, block by block"))
+                             _summary("attention_explorer", tr(f"recorded {maps.kind}-attention, block by block")))

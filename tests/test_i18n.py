@@ -131,9 +131,9 @@ CASES = [
     ("check_sinusoidal_embedding", _stub),
     ("check_sinusoidal_embedding", _wrong_sinusoidal),
     ("check_sinusoidal_embedding", sdcourse.sinusoidal_embedding),
-    ("check_group_norm", _grouped_norm_with_eps_outside),
-    ("check_group_norm", _uses_the_shortcut),
-    ("check_group_norm", lambda *a, **k: 1 / 0),
+    ("check_groupnorm", _grouped_norm_with_eps_outside),
+    ("check_groupnorm", _uses_the_shortcut),
+    ("check_groupnorm", lambda *a, **k: 1 / 0),
 ]
 
 

@@ -22,11 +22,16 @@ from typing import Any, Callable, Dict, Iterator, Optional
 
 import torch
 
+from ..i18n import tr
 from ..perturb import perturb_  # noqa: F401 - re-exported: checks.perturb_
 
 
 class ExerciseError(AssertionError):
-    """A learner's answer differs from the reference. The message says how and gives a hint."""
+    """A learner's answer differs from the reference. The message says how and gives a hint
+    (in the course's language: see sdcourse/i18n.py)."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(tr(message))
 
 
 @dataclass
@@ -37,7 +42,10 @@ class CheckResult:
     mistake: Optional[str] = None  # the name of the typical mistake the answer matches, if any
     hint: str = ""
 
-    def __str__(self) -> str:
+    def __str__(self) -> str:  # the one line a learner reads, in the course's language
+        return tr(self._line())
+
+    def _line(self) -> str:
         if self.passed:
             return f"[ok] {self.name}: matches the reference (max |difference| {self.max_abs_diff:.1e})"
         if self.max_abs_diff == float("inf"):  # no number to compare: a crash, a wrong type or shape
@@ -133,7 +141,7 @@ class ShapeCheckResult(CheckResult):
 
     detail: str = ""
 
-    def __str__(self) -> str:
+    def _line(self) -> str:
         if self.passed:
             return f"[ok] {self.name}: every shape is right"
         return f"[wrong] {self.name}: {self.detail} {self.hint}"
@@ -166,7 +174,9 @@ def _call(name: str, fn: Callable, *args, hint: str = "", forbidden: tuple = ())
     except ShortcutUsed as used:
         raise ExerciseError(f"[wrong] {name}: {used}") from None
     except Exception as error:  # the learner's code can fail in any way: report it, with a hint
-        raise ExerciseError(f"[wrong] {name}: your code raised {type(error).__name__}: {error}. {hint}") from error
+        detail = " ".join(str(error).split()).rstrip(".")  # one line: a message key matches it
+        hint = hint or "Compare your code line by line with the cells above."
+        raise ExerciseError(f"[wrong] {name}: your code raised {type(error).__name__}: {detail}. {hint}") from error
 
 
 def _check_shapes(name, cases, raise_on_failure=True, finish=True) -> ShapeCheckResult:
@@ -289,7 +299,7 @@ def exercise(name: str, todo: str, reference: Callable[[], Any]) -> Callable:
                 return CheckResult(name, False, float("inf"),
                                    hint=message.split(": ", 1)[1] if message.startswith("[wrong]") else message)
             except NotImplementedError:
-                print(f"[todo] {name}: {todo}")
+                print(tr(f"[todo] {name}: {todo}"))
                 if not raise_on_failure:
                     return CheckResult(name, False, float("inf"), mistake="not written yet", hint=todo)
                 return reference()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Dict, List
 
+from ..i18n import tr
+
 HINTS: Dict[str, List[str]] = {}
 
 
@@ -17,6 +19,6 @@ def hint(name: str) -> None:
     """Print the hint of one exercise, or the list of exercises that have hints."""
     if name not in HINTS:
         known = ", ".join(sorted(HINTS)) or "none yet"
-        raise ValueError(f"checks.hint: no exercise called {name!r}. Exercises with hints: {known}.")
+        raise ValueError(tr(f"checks.hint: no exercise called {name!r}. Exercises with hints: {known}."))
     for line in HINTS[name]:
-        print(f"[hint] {name}: {line}")
+        print(tr(f"[hint] {name}: {line}"))

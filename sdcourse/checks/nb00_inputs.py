@@ -143,13 +143,13 @@ def check_unet_inputs(fn: Callable, raise_on_failure: bool = True) -> CheckResul
         latent, context, time = out
         call = f"unet_inputs({b}, {h}, {w})"
         cases += [
-            (f"{call}: latent", latent.shape, [(b, 4, h // 8, w // 8)], _latent_mistakes(b, h, w), _LATENT_HINTS),
-            (f"{call}: context", context.shape, [(b, 77, 768), (1, 77, 768)], {
+            (f"{call}: latent", latent.shape, [(b, 4, h // 8, w // 8)], _latent_mistakes(b, h, w), _LATENT_HINTS),  # i18n: no
+            (f"{call}: context", context.shape, [(b, 77, 768), (1, 77, 768)], {  # i18n: no
                 "one pooled vector per prompt instead of 77 token vectors": (b, 768),
                 "token ids instead of token embeddings": (b, 77),
                 "tokens and features transposed": (b, 768, 77),
             }, _CONTEXT_HINTS),
-            (f"{call}: time", time.shape, [(b, 320), (1, 320)], {
+            (f"{call}: time", time.shape, [(b, 320), (1, 320)], {  # i18n: no
                 "raw timesteps instead of the sinusoidal embedding": [(b,), ()],
                 "the 1280-wide MLP output instead of the 320-wide sinusoidal embedding": (b, 1280),
                 "only half of the embedding (160 instead of 320)": (b, 160),

@@ -163,7 +163,7 @@ def check_diffusion(module_cls: Callable, raise_on_failure: bool = True) -> Chec
     with torch.no_grad():
         expected = reference(latent, context, time)
     return compare(name, got, expected, {}, _named(_DIFFUSION_HINTS),
-                   general_hint="self.final(self.unet(latent, context, self.time_embedding(time))).",
+                   general_hint="self.final(self.unet(latent, context, self.time_embedding(time))).",  # i18n: no
                    atol=1e-4, raise_on_failure=raise_on_failure)
 
 
@@ -254,7 +254,7 @@ def check_ddpm_step(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     }
     got = got.double() if isinstance(got, torch.Tensor) else got
     return compare(name, got, c_x0 * x0 + c_xt * x_t + std * z, mistakes, _named(_DDPM_HINTS), atol=1e-6,
-                   general_hint="mean = sqrt(abar_prev) beta'/(1 - abar_t) x0_hat + sqrt(alpha')(1 - abar_prev)/(1 - abar_t) x_t.",
+                   general_hint="mean = sqrt(abar_prev) beta'/(1 - abar_t) x0_hat + sqrt(alpha')(1 - abar_prev)/(1 - abar_t) x_t.",  # i18n: no
                    raise_on_failure=raise_on_failure)
 
 
@@ -287,7 +287,7 @@ def check_ddim_step(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
     }
     hints = _named({
         "x_t used where x0_hat belongs": "First estimate the clean image x0_hat from x_t and eps, then re-noise it to the level of prev.",
-        "x0_hat without dividing by sqrt(alpha_bar_t)": "x0_hat = (x_t - sqrt(1 - abar_t) * eps) / sqrt(abar_t).",
+        "x0_hat without dividing by sqrt(alpha_bar_t)": "x0_hat = (x_t - sqrt(1 - abar_t) * eps) / sqrt(abar_t).",  # i18n: no
         "alpha_bar_t and alpha_bar_prev swapped": "abar_t (noisier, smaller) is for x0_hat; abar_prev (larger) for the result.",
         "the noise not put back (x0_hat only)": "DDIM puts the predicted noise back at the lower level: + sqrt(1 - abar_prev) * eps.",
         "alpha_bar without the square roots": "Every coefficient is a square root: sqrt(abar), sqrt(1 - abar).",

@@ -86,7 +86,7 @@ def check_training_loss(fn: Callable, raise_on_failure: bool = True) -> CheckRes
 
     model = _small_model()
     batch = _loss_batch(model, step=5)
-    name = "diffusion_loss(model, x0, ids, t, noise)"
+    name = "diffusion_loss(model, x0, ids, t, noise)"  # i18n: no
     got = _call(name, fn, model, *(batch[k].clone() for k in ("x0", "ids", "t", "noise")),
                 hint="fn(model, x0, ids, t, noise) returns a scalar tensor.")
     if isinstance(got, torch.Tensor) and got.numel() == 1 and not got.requires_grad:
@@ -159,7 +159,7 @@ def _step_variant(variant: str):
     model, optimizer = _warm_model_and_optimizer()
     batch = _loss_batch(model, step=2, high_noise=False)
     loss = diffusion_loss(model, **batch)
-    if variant.startswith("optimizer.step() with no gradients"):
+    if variant.startswith("optimizer.step() with no gradients"):  # i18n: no
         optimizer.zero_grad()
         optimizer.step()
         loss.backward()
@@ -186,7 +186,7 @@ def check_training_step(fn: Callable, raise_on_failure: bool = True) -> CheckRes
     Checked on a small model whose AdamW already took one step (so the old gradients are still in
     .grad, and the moments make gradient clipping visible), on a batch of noisy timesteps, whose
     gradient norm is well above 1. The parameters after the step and the returned loss are compared."""
-    name = "training_step(model, optimizer, batch)"
+    name = "training_step(model, optimizer, batch)"  # i18n: no
     model, optimizer = _warm_model_and_optimizer()
     batch = _loss_batch(model, step=2, high_noise=False)
     got_loss = _call(name, fn, model, optimizer, batch, hint="fn(model, optimizer, batch) returns the loss as a float.")

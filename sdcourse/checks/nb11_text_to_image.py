@@ -71,7 +71,7 @@ def check_guided_context(fn: Callable, raise_on_failure: bool = True) -> CheckRe
     from ..text_encoder import tokenize
 
     tokenizer, encoder = _tiny_text_parts()
-    prompts = ["a red cat", "a photo of a blue house on the grass"]
+    prompts = ["a red cat", "a photo of a blue house on the grass"]  # i18n: no
     name = "guided_context(text_encoder, tokenizer, 2 prompts)"
     got = _run(lambda: fn(encoder, tokenizer, list(prompts)), name,
                hint="fn(text_encoder, tokenizer, prompts) with prompts a list of strings.")
@@ -154,7 +154,7 @@ def check_denoise(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
         latents = torch.randn(1, config.in_channels, 8, 8)  # (B, 4, h, w)
         context = torch.randn(2, 5, config.d_context)  # (2B, L, d): [uncond, cond]
     schedule, timesteps = NoiseSchedule.sd_v1(), torch.tensor([667, 334, 1])
-    name = "denoise(unet, latents, context, timesteps=[667, 334, 1], schedule, guidance_scale=7.5)"
+    name = "denoise(unet, latents, context, timesteps=[667, 334, 1], schedule, guidance_scale=7.5)"  # i18n: no
     got = _run(lambda: fn(unet, latents.clone(), context.clone(), timesteps.clone(), schedule, 7.5), name,
                hint="fn(unet, latents, context, timesteps, schedule, guidance_scale) -> latents.")
     with torch.no_grad():

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from ..blocks import BlockInfo, block_grid, latent_to_grid, resolution_label, sequence_index
 from .timestep import Timestep
+from ..i18n import tr
 
 NORMALIZATIONS = ("none", "max", "minmax", "sum")
 
@@ -72,7 +73,7 @@ class AttentionMaps:
         block name -> such a tensor. All heads are kept (heads="all").
         """
         if kind not in ("self", "cross"):
-            raise ValueError(f"AttentionMaps.from_weights: kind must be 'self' or 'cross', got {kind!r}.")
+            raise ValueError(tr(f"AttentionMaps.from_weights: kind must be 'self' or 'cross', got {kind!r}."))
         items = weights.items() if isinstance(weights, dict) else [("attention", weights)]
         maps = cls(kind=kind, heads="all", latent_hw=tuple(latent_hw) if latent_hw else None,
                    tokens=list(tokens) if tokens is not None else None)
@@ -84,11 +85,11 @@ class AttentionMaps:
                 w = w.mean(0)  # (B, H, Lq, Lk) -> (H, Lq, Lk)
             if w.ndim != 3:
                 raise ValueError(
-                    f"AttentionMaps.from_weights: block {name!r} has shape {tuple(w.shape)}; "
-                    "give (Lq, Lk), (H, Lq, Lk) or (B, H, Lq, Lk) weights."
+                    tr(f"AttentionMaps.from_weights: block {name!r} has shape {tuple(w.shape)}; "
+                       "give (Lq, Lk), (H, Lq, Lk) or (B, H, Lq, Lk) weights.")
                 )
             if kind == "self" and w.shape[-1] != w.shape[-2]:
-                raise ValueError(f"AttentionMaps.from_weights: self-attention weights must be square, got {tuple(w.shape)}.")
+                raise ValueError(tr(f"AttentionMaps.from_weights: self-attention weights must be square, got {tuple(w.shape)}."))
             grid = block_grid(w.shape[1], maps.latent_hw, None)
             if maps.latent_hw is None:
                 maps.latent_hw = grid
@@ -143,29 +144,29 @@ class AttentionMaps:
         time_reduce: "mean" (average over the calls, rows still sum to 1) or "sum" (total over calls).
         """
         if block not in self.blocks:
-            raise ValueError(f"AttentionMaps: no block {block!r}. Recorded blocks: {self.names()}.")
+            raise ValueError(tr(f"AttentionMaps: no block {block!r}. Recorded blocks: {self.names()}."))
         if time_reduce not in ("mean", "sum"):
-            raise ValueError(f"AttentionMaps: time_reduce must be 'mean' or 'sum', got {time_reduce!r}.")
+            raise ValueError(tr(f"AttentionMaps: time_reduce must be 'mean' or 'sum', got {time_reduce!r}."))
         if timestep is None:
             keys = [k for k in self.sums if k[0] == block]
         else:
             if not self.per_timestep:
                 raise ValueError(
-                    "AttentionMaps: timesteps were summed while recording; record with "
-                    "AttentionRecorder(..., per_timestep=True) to look at one timestep."
+                    tr("AttentionMaps: timesteps were summed while recording; record with "
+                       "AttentionRecorder(..., per_timestep=True) to look at one timestep.")
                 )
             keys = [(block, timestep)] if (block, timestep) in self.sums else []
         if not keys:
-            raise ValueError(f"AttentionMaps: nothing recorded for block {block!r} at timestep {timestep!r}.")
+            raise ValueError(tr(f"AttentionMaps: nothing recorded for block {block!r} at timestep {timestep!r}."))
         total = sum(self.sums[k] for k in keys)  # (heads_kept, Q, Lk)
         if time_reduce == "mean":
             total = total / sum(self.counts[k] for k in keys)
         if head is None:
             return total.mean(0)  # (heads_kept, Q, Lk) -> (Q, Lk)
         if self.heads != "all":
-            raise ValueError("AttentionMaps: heads were averaged while recording; record with heads='all' to pick a head.")
+            raise ValueError(tr("AttentionMaps: heads were averaged while recording; record with heads='all' to pick a head."))
         if not 0 <= head < total.shape[0]:
-            raise ValueError(f"AttentionMaps: head {head} out of range; this block has {total.shape[0]} heads (0..{total.shape[0] - 1}).")
+            raise ValueError(tr(f"AttentionMaps: head {head} out of range; this block has {total.shape[0]} heads (0..{total.shape[0] - 1})."))
         return total[head]  # (Q, Lk)
 
     def _blocks(self, blocks, groups, factors) -> List[str]:
@@ -174,8 +175,8 @@ class AttentionMaps:
         names = list(blocks) if blocks is not None else self.names(groups, factors)
         if not names:
             raise ValueError(
-                f"AttentionMaps: no recorded block matches groups={groups} factors={factors}. "
-                f"Recorded: {self.names()}."
+                tr(f"AttentionMaps: no recorded block matches groups={groups} factors={factors}. "
+                   f"Recorded: {self.names()}.")
             )
         return names
 
@@ -192,7 +193,7 @@ class AttentionMaps:
         normalize: "none" | "max" (each map / its max) | "minmax" (to [0, 1]) | "sum" (each map sums to 1).
         """
         if self.kind != "cross":
-            raise ValueError("AttentionMaps.token_maps: these are self-attention maps; use query_map.")
+            raise ValueError(tr("AttentionMaps.token_maps: these are self-attention maps; use query_map."))
         names = self._blocks(blocks, groups, factors)
         if size is None:
             size = max((self.blocks[n].grid for n in names), key=lambda g: g[0] * g[1])
@@ -203,7 +204,7 @@ class AttentionMaps:
                 idx = list(tokens)
                 bad = [i for i in idx if not -w.shape[1] <= i < w.shape[1]]
                 if bad:
-                    raise ValueError(f"AttentionMaps.token_maps: token index {bad} out of range for {w.shape[1]} context tokens.")
+                    raise ValueError(tr(f"AttentionMaps.token_maps: token index {bad} out of range for {w.shape[1]} context tokens."))
                 w = w[:, idx]  # (Lq, Lk) -> (Lq, T)
             rows, cols = self.blocks[name].grid
             # (Lq, T) -> (T, Lq) -> (1, T, rows, cols)
@@ -223,19 +224,19 @@ class AttentionMaps:
         were recorded; must be None (or the recorded one) when one query was recorded.
         """
         if self.kind != "self":
-            raise ValueError("AttentionMaps.query_map: these are cross-attention maps; use token_maps.")
+            raise ValueError(tr("AttentionMaps.query_map: these are cross-attention maps; use token_maps."))
         w = self.get(block, timestep, head, time_reduce)  # (Q, Lk)
         rows, cols = self.blocks[block].grid
         if w.shape[0] == 1 and self.query is not None:
             if query is not None and tuple(query) != tuple(self.query):
                 raise ValueError(
-                    f"AttentionMaps.query_map: only query {self.query} was recorded; record with query=None "
-                    "to keep every query pixel (small latents only)."
+                    tr(f"AttentionMaps.query_map: only query {self.query} was recorded; record with query=None "
+                       "to keep every query pixel (small latents only).")
                 )
             row = w[0]  # (Lk,)
         else:
             if query is None:
-                raise ValueError("AttentionMaps.query_map: every query row was recorded; pass query=(row, col).")
+                raise ValueError(tr("AttentionMaps.query_map: every query row was recorded; pass query=(row, col)."))
             r, c = self.to_grid(block, query)
             row = w[sequence_index(r, c, cols)]  # (Q, Lk) -> (Lk,)
         # (Lk,) -> (rows, cols)
@@ -253,7 +254,7 @@ def normalize_maps(maps: torch.Tensor, normalize: str = "none") -> torch.Tensor:
     "none": unchanged; "max": divided by its max; "minmax": scaled to [0, 1]; "sum": sums to 1.
     """
     if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}.")
+        raise ValueError(tr(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}."))
     if normalize == "none":
         return maps
     flat = maps.flatten(1)  # (T, rows, cols) -> (T, rows*cols)

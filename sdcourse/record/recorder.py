@@ -35,18 +35,19 @@ from torch import nn
 from ..blocks import BlockInfo, attention_blocks, block_grid, find_entry, latent_to_grid, sequence_index
 from .maps import AttentionMaps
 from .timestep import Timestep, decode_timestep
+from ..i18n import tr
 
 
 def as_tag(t) -> Timestep:
     """A timestep as a plain number: 981, torch.tensor(981) and 981.0 all become the int 981."""
     if isinstance(t, torch.Tensor):
         if t.numel() != 1:
-            raise ValueError(f"AttentionRecorder: a timestep tag must be one number, got a tensor of shape {tuple(t.shape)}.")
+            raise ValueError(tr(f"AttentionRecorder: a timestep tag must be one number, got a tensor of shape {tuple(t.shape)}."))
         t = t.item()
     try:
         value = float(t)
     except (TypeError, ValueError):
-        raise ValueError(f"AttentionRecorder: a timestep must be a number such as 981, got {t!r}.") from None
+        raise ValueError(tr(f"AttentionRecorder: a timestep must be a number such as 981, got {t!r}.")) from None
     return int(value) if value.is_integer() else value
 
 
@@ -87,15 +88,15 @@ class AttentionRecorder:
                  latent_hw: Optional[Tuple[int, int]] = None, max_elements: int = 2 ** 22,
                  uncond_context: Optional[torch.Tensor] = None, tokens: Optional[Sequence[str]] = None):
         if not isinstance(model, nn.Module):
-            raise ValueError(f"AttentionRecorder: model must be a torch nn.Module (e.g. sdcourse.Diffusion), got {type(model).__name__}.")
+            raise ValueError(tr(f"AttentionRecorder: model must be a torch nn.Module (e.g. sdcourse.Diffusion), got {type(model).__name__}."))
         if kind not in ("self", "cross"):
-            raise ValueError(f"AttentionRecorder: kind must be 'cross' or 'self', got {kind!r}.")
+            raise ValueError(tr(f"AttentionRecorder: kind must be 'cross' or 'self', got {kind!r}."))
         if heads not in ("mean", "all"):
-            raise ValueError(f"AttentionRecorder: heads must be 'mean' or 'all', got {heads!r}.")
+            raise ValueError(tr(f"AttentionRecorder: heads must be 'mean' or 'all', got {heads!r}."))
         if half not in ("cond", "uncond"):
-            raise ValueError(f"AttentionRecorder: half must be 'cond' or 'uncond', got {half!r}.")
+            raise ValueError(tr(f"AttentionRecorder: half must be 'cond' or 'uncond', got {half!r}."))
         if query is not None and kind != "self":
-            raise ValueError("AttentionRecorder: query=(row, col) is for kind='self'; cross-attention keeps every pixel.")
+            raise ValueError(tr("AttentionRecorder: query=(row, col) is for kind='self'; cross-attention keeps every pixel."))
         self.model, self.kind, self.heads, self.query = model, kind, heads, (tuple(query) if query is not None else None)
         self.cfg, self.half, self.sample = cfg, half, sample
         self.max_elements, self.uncond_context = max_elements, uncond_context
@@ -109,11 +110,11 @@ class AttentionRecorder:
 
         found = attention_blocks(model, kind)
         if not found:
-            raise ValueError(f"AttentionRecorder: {type(model).__name__} holds no course {kind}-attention module.")
+            raise ValueError(tr(f"AttentionRecorder: {type(model).__name__} holds no course {kind}-attention module."))
         chosen = [(info, m) for info, m in found if self._wanted(info, blocks, factors)]
         if not chosen:
             raise ValueError(
-                f"AttentionRecorder: blocks={blocks} factors={factors} match none of {[i.name for i, _ in found]}."
+                tr(f"AttentionRecorder: blocks={blocks} factors={factors} match none of {[i.name for i, _ in found]}.")
             )
         self._modules = chosen
         self.maps = AttentionMaps(kind=kind, heads=heads, query=self.query,
@@ -143,7 +144,7 @@ class AttentionRecorder:
     # ---- context manager
     def __enter__(self) -> "AttentionRecorder":
         if self._active:
-            raise ValueError("AttentionRecorder: this recorder is already recording; nest different recorders instead.")
+            raise ValueError(tr("AttentionRecorder: this recorder is already recording; nest different recorders instead."))
         self._saved = [(m, m.observer) for _, m in self._modules]
         for (info, m), (_, old) in zip(self._modules, self._saved):
             m.observer = self._observer(info, old)  # an observer already there keeps being called
@@ -207,20 +208,20 @@ class AttentionRecorder:
         b = latent.shape[0]
         if b % 2:
             raise ValueError(
-                f"AttentionRecorder(cfg=True): batch {b} is odd, but classifier-free guidance runs [uncond, cond] "
-                "halves. Pass torch.cat([x, x]) and torch.cat([uncond_context, cond_context]), or use cfg=False."
+                tr(f"AttentionRecorder(cfg=True): batch {b} is odd, but classifier-free guidance runs [uncond, cond] "
+                   "halves. Pass torch.cat([x, x]) and torch.cat([uncond_context, cond_context]), or use cfg=False.")
             )
         if latent.device.type != "meta" and not torch.equal(latent[: b // 2], latent[b // 2:]):
             raise ValueError(
-                "AttentionRecorder(cfg=True): the two halves of the batch hold different latents. With classifier-free "
-                "guidance both passes see the same latent: torch.cat([x, x]) with contexts [uncond, cond]."
+                tr("AttentionRecorder(cfg=True): the two halves of the batch hold different latents. With classifier-free "
+                   "guidance both passes see the same latent: torch.cat([x, x]) with contexts [uncond, cond].")
             )
         if self.uncond_context is not None and context is not None and context.shape[0] == b:
             u = self.uncond_context.to(context.device, context.dtype)
             if not torch.allclose(context[: b // 2], u.expand_as(context[: b // 2])):
                 raise ValueError(
-                    "AttentionRecorder(cfg=True): the first half of the context is not the unconditional (empty prompt) "
-                    "context. This course's order is [uncond, cond]: torch.cat([uncond_context, cond_context])."
+                    tr("AttentionRecorder(cfg=True): the first half of the context is not the unconditional (empty prompt) "
+                       "context. This course's order is [uncond, cond]: torch.cat([uncond_context, cond_context]).")
                 )
 
     def current_timestep(self) -> Timestep:
@@ -249,8 +250,8 @@ class AttentionRecorder:
         if self.cfg:
             if b % 2:
                 raise ValueError(
-                    f"AttentionRecorder(cfg=True): attention batch {b} is odd; classifier-free guidance needs "
-                    "[uncond, cond] halves (torch.cat([x, x])). Use cfg=False for a plain batch."
+                    tr(f"AttentionRecorder(cfg=True): attention batch {b} is odd; classifier-free guidance needs "
+                       "[uncond, cond] halves (torch.cat([x, x])). Use cfg=False for a plain batch.")
                 )
             # (B, H, Lq, Lk) -> (B/2, H, Lq, Lk): second half = cond, first half = uncond
             w = w[b // 2:] if self.half == "cond" else w[: b // 2]
@@ -262,7 +263,7 @@ class AttentionRecorder:
             w = w[:, :, row: row + 1]
         if self.sample is not None:
             if not -w.shape[0] <= self.sample < w.shape[0]:
-                raise ValueError(f"AttentionRecorder: sample={self.sample} out of range for a kept batch of {w.shape[0]}.")
+                raise ValueError(tr(f"AttentionRecorder: sample={self.sample} out of range for a kept batch of {w.shape[0]}."))
             w = w[self.sample]  # (B, H, Q, Lk) -> (H, Q, Lk)
         else:
             w = w.float().mean(0)  # (B, H, Q, Lk) -> (H, Q, Lk)
@@ -270,9 +271,9 @@ class AttentionRecorder:
             w = w.float().mean(0, keepdim=True)  # (H, Q, Lk) -> (1, Q, Lk)
         if w.numel() > self.max_elements:
             raise ValueError(
-                f"AttentionRecorder: block {info.name} would store {tuple(w.shape)} = {w.numel():,} numbers "
-                f"(limit max_elements={self.max_elements:,}). For self-attention pass query=(row, col); "
-                "or heads='mean', or fewer blocks/factors, or raise max_elements."
+                tr(f"AttentionRecorder: block {info.name} would store {tuple(w.shape)} = {w.numel():,} numbers "
+                   f"(limit max_elements={self.max_elements:,}). For self-attention pass query=(row, col); "
+                   "or heads='mean', or fewer blocks/factors, or raise max_elements.")
             )
         key = (info.name, t if self.maps.per_timestep else None)
         if key in self.maps.sums:

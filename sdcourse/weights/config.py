@@ -12,6 +12,7 @@ from typing import Mapping
 from ..unet import UNetConfig
 from .errors import ArchitectureError
 from .report import shape_of
+from ..i18n import tr
 
 
 def diffusers_config(config: UNetConfig = UNetConfig()) -> dict:
@@ -45,17 +46,17 @@ def config_from_diffusers(config: Mapping) -> UNetConfig:
     layers = get("transformer_layers_per_block", 1)
     if get("addition_embed_type") or get("cross_attention_dim") == 2048 or layers not in (1, [1] * 4, (1,) * 4):
         raise ArchitectureError(
-            "This diffusers config is an SDXL UNet (addition_embed_type="
-            f"{get('addition_embed_type')!r}, cross_attention_dim={get('cross_attention_dim')}, "
-            f"transformer_layers_per_block={layers}); the course's UNet is SD v1.x. Use an SD v1.x model."
+            tr("This diffusers config is an SDXL UNet (addition_embed_type="
+               f"{get('addition_embed_type')!r}, cross_attention_dim={get('cross_attention_dim')}, "
+               f"transformer_layers_per_block={layers}); the course's UNet is SD v1.x. Use an SD v1.x model.")
         )
     # diffusers' quirk: SD v1's config says attention_head_dim=8 and means 8 heads
     heads = get("num_attention_heads") or get("attention_head_dim", 8)
     if get("cross_attention_dim") == 1024 or get("use_linear_projection") or not isinstance(heads, int):
         raise ArchitectureError(
-            f"This diffusers config is an SD 2.x UNet (cross_attention_dim={get('cross_attention_dim')}, "
-            f"use_linear_projection={get('use_linear_projection')}, attention_head_dim={get('attention_head_dim')}); "
-            "the course's UNet is SD v1.x. Use an SD v1.x model."
+            tr(f"This diffusers config is an SD 2.x UNet (cross_attention_dim={get('cross_attention_dim')}, "
+               f"use_linear_projection={get('use_linear_projection')}, attention_head_dim={get('attention_head_dim')}); "
+               "the course's UNet is SD v1.x. Use an SD v1.x model.")
         )
     channels = tuple(get("block_out_channels", (320, 640, 1280, 1280)))
     expected = dict(
@@ -74,9 +75,9 @@ def config_from_diffusers(config: Mapping) -> UNetConfig:
         odd["block_out_channels"] = list(channels)
     if odd:
         raise ArchitectureError(
-            f"This diffusers UNet differs from the SD v1 block plan in: {odd}. "
-            f"The course's UNet expects {({k: expected[k] for k in odd if k in expected})} "
-            "(and block_out_channels (c1, c2, c3, c3)). Use an SD v1.x UNet."
+            tr(f"This diffusers UNet differs from the SD v1 block plan in: {odd}. "
+               f"The course's UNet expects {({k: expected[k] for k in odd if k in expected})} "
+               "(and block_out_channels (c1, c2, c3, c3)). Use an SD v1.x UNet.")
         )
     return UNetConfig(
         channels=channels[:3], n_head=heads, d_context=get("cross_attention_dim", 768),
@@ -103,11 +104,11 @@ def config_from_shapes(state_dict: Mapping, where: str) -> UNetConfig:
         # SD v1 (or too broken to tell: the strict report below says what is missing)
         return UNetConfig(in_channels=in_channels or 4, out_channels=out_channels or 4)
     tiny = UNetConfig.tiny()
-    hint = " They match UNetConfig.tiny(): pass config=UNetConfig.tiny()." if (
+    hint = tr(" They match UNetConfig.tiny(): pass config=UNetConfig.tiny().") if (
         channels == tiny.channels and d_context == tiny.d_context) else ""
     raise ArchitectureError(
-        f"The UNet in {where} has widths {channels} and a {d_context}-wide context, not SD v1's "
-        f"{sd_v1.channels} and {sd_v1.d_context}. The number of heads and of GroupNorm groups are not stored "
-        "in the weights, so say which model it is: load_unet(path, config=UNetConfig(channels="
-        f"{channels}, d_context={d_context}, n_head=..., n_groups=...)).{hint}"
+        tr(f"The UNet in {where} has widths {channels} and a {d_context}-wide context, not SD v1's "
+           f"{sd_v1.channels} and {sd_v1.d_context}. The number of heads and of GroupNorm groups are not stored "
+           "in the weights, so say which model it is: load_unet(path, config=UNetConfig(channels="
+           f"{channels}, d_context={d_context}, n_head=..., n_groups=...)).{hint}")
     )

@@ -11,6 +11,7 @@ from typing import Dict, Mapping
 from .errors import ArchitectureError
 from .report import shape_of
 from .tables import COMPVIS_PREFIX
+from ..i18n import tr
 
 EMA_PREFIX = "model_ema."  # a CompVis training checkpoint's EMA copy of the UNet (ema.py)
 
@@ -29,9 +30,9 @@ def detect_layout(keys) -> str:
         return "course"
     shown = ", ".join(keys[:5]) or "(no tensors at all)"
     raise ArchitectureError(
-        f"No UNet weights found: the keys look like {shown} ... Expected an original single-file SD "
-        "checkpoint (model.diffusion_model.*), a diffusers UNet (down_blocks.*, in unet/), or a saved "
-        "course Diffusion (unet.encoders.*). A VAE or text-encoder file alone does not hold the UNet."
+        tr(f"No UNet weights found: the keys look like {shown} ... Expected an original single-file SD "
+           "checkpoint (model.diffusion_model.*), a diffusers UNet (down_blocks.*, in unet/), or a saved "
+           "course Diffusion (unet.encoders.*). A VAE or text-encoder file alone does not hold the UNet.")
     )
 
 
@@ -53,30 +54,32 @@ def check_sd_v1(state_dict: Mapping, where: str = "this checkpoint") -> None:
     contexts = {shape_of(state_dict[f])[-1] for k, f in unet.items() if k.endswith("attn2.to_k.weight")}
     xl, sd2 = [], []
     if any(k.startswith(("add_embedding.", "label_emb.")) for k in unet):
-        xl.append("an extra embedding of image size and crop (add_embedding / label_emb)")
+        xl.append(tr("an extra embedding of image size and crop (add_embedding / label_emb)"))
     if any(".transformer_blocks.1." in k for k in unet):
-        xl.append("more than one transformer layer in an attention block")
+        xl.append(tr("more than one transformer layer in an attention block"))
     if 2048 in contexts:
-        xl.append("a 2048-wide text context (two text encoders)")
+        xl.append(tr("a 2048-wide text context (two text encoders)"))
     if any(k.startswith("conditioner.embedders.") for k in keys):
-        xl.append("two text encoders (conditioner.embedders)")
+        xl.append(tr("two text encoders (conditioner.embedders)"))
     if any(k.endswith("proj_in.weight") and len(shape_of(state_dict[f])) == 2 for k, f in unet.items()):
-        sd2.append("linear proj_in/proj_out (SD v1 uses 1x1 convolutions)")
+        sd2.append(tr("linear proj_in/proj_out (SD v1 uses 1x1 convolutions)"))
     if 1024 in contexts:
-        sd2.append("a 1024-wide text context (OpenCLIP ViT-H; SD v1 uses CLIP ViT-L/14's 768)")
+        sd2.append(tr("a 1024-wide text context (OpenCLIP ViT-H; SD v1 uses CLIP ViT-L/14's 768)"))
     if any(k.startswith("cond_stage_model.model.") for k in keys):
-        sd2.append("an OpenCLIP text encoder (cond_stage_model.model)")
-    use_v1 = ("The course rebuilds the SD v1 UNet; use an SD v1.x checkpoint, e.g. "
-              "stable-diffusion-v1-5/stable-diffusion-v1-5 (v1-5-pruned-emaonly.safetensors or its unet/ folder).")
+        sd2.append(tr("an OpenCLIP text encoder (cond_stage_model.model)"))
+    use_v1 = tr("The course rebuilds the SD v1 UNet; use an SD v1.x checkpoint, e.g. "
+                "stable-diffusion-v1-5/stable-diffusion-v1-5 (v1-5-pruned-emaonly.safetensors or its unet/ folder).")
     if xl:
         raise ArchitectureError(
-            f"{where} holds an SDXL UNet, not SD v1.x. Found: " + "; ".join(xl) + ". SDXL's UNet has three "
-            "levels instead of four, up to 10 transformer layers per block, a 2048-wide context and size "
-            "conditioning: a different architecture whose weights cannot fit the course's UNet. " + use_v1
+            tr(f"{where} holds an SDXL UNet, not SD v1.x. Found: ") + "; ".join(xl)
+            + tr(". SDXL's UNet has three "
+                 "levels instead of four, up to 10 transformer layers per block, a 2048-wide context and size "
+                 "conditioning: a different architecture whose weights cannot fit the course's UNet. ") + use_v1
         )
     if sd2:
         raise ArchitectureError(
-            f"{where} holds an SD 2.x UNet, not SD v1.x. Found: " + "; ".join(sd2) + ". SD 2.x keeps the block "
-            "plan but changes the context width (1024), the projections (linear) and the heads (64 channels "
-            "each: 5/10/20 heads instead of 8), so its weights do not fit the course's UNet. " + use_v1
+            tr(f"{where} holds an SD 2.x UNet, not SD v1.x. Found: ") + "; ".join(sd2)
+            + tr(". SD 2.x keeps the block "
+                 "plan but changes the context width (1024), the projections (linear) and the heads (64 channels "
+                 "each: 5/10/20 heads instead of 8), so its weights do not fit the course's UNet. ") + use_v1
         )

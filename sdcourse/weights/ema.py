@@ -18,6 +18,7 @@ from typing import Dict, Iterable, Optional, Tuple
 from .detect import EMA_PREFIX
 from .errors import ArchitectureError, unknown_keys_error
 from .tables import BLOCKS_COMPVIS, COMPVIS_PREFIX
+from ..i18n import tr
 
 EMA_COUNTERS = ("model_ema.decay", "model_ema.num_updates")
 
@@ -51,25 +52,28 @@ def choose_unet_keys(keys, ema: Optional[bool], where: str) -> Tuple[Dict[str, s
     if not stored:
         if ema:
             raise ArchitectureError(
-                f"ema=True, but {where} has no EMA copy of the UNet (no model_ema.* keys): it holds one set "
-                "of weights (an '-emaonly' file already stores the EMA weights as model.diffusion_model.*). "
-                "Pass ema=None to load what it has."
+                tr(f"ema=True, but {where} has no EMA copy of the UNet (no model_ema.* keys): it holds one set "
+                   "of weights (an '-emaonly' file already stores the EMA weights as model.diffusion_model.*). "
+                   "Pass ema=None to load what it has.")
             )
         return raw, None
     if ema is False:
         if not raw:
             raise ArchitectureError(
-                f"ema=False, but {where} holds only the EMA copy of the UNet (model_ema.*), no raw training "
-                "weights (model.diffusion_model.*). Pass ema=None or ema=True."
+                tr(f"ema=False, but {where} holds only the EMA copy of the UNet (model_ema.*), no raw training "
+                   "weights (model.diffusion_model.*). Pass ema=None or ema=True.")
             )
-        return raw, (f"{where} holds two copies of the UNet: loaded the raw training weights "
-                     "(model.diffusion_model.*) as asked (ema=False).")
+        return raw, tr(f"{where} holds two copies of the UNet: loaded the raw training weights "
+                       "(model.diffusion_model.*) as asked (ema=False).")
     flat = {ema_key(COMPVIS_PREFIX + k): k for k in (raw or _every_unet_key())}
     unknown = [k for k in stored if k not in flat]
     if unknown:
-        raise unknown_keys_error(unknown, f"the EMA copy (model_ema.*) in {where}")
+        raise unknown_keys_error(unknown, tr(f"the EMA copy (model_ema.*) in {where}"))
     chosen = {flat[k]: k for k in stored}
-    how = ("as asked (ema=True)" if ema
-           else "the copy meant for sampling; pass ema=False for the raw training weights")
-    return chosen, (f"{where} holds " + ("two copies of the UNet: " if raw else "the UNet as EMA weights only: ")
-                    + f"loaded the EMA weights (model_ema.*, {len(chosen)} tensors), {how}.")
+    how = (tr("as asked (ema=True)") if ema
+           else tr("the copy meant for sampling; pass ema=False for the raw training weights"))
+    if raw:
+        return chosen, tr(f"{where} holds two copies of the UNet: loaded the EMA weights (model_ema.*, "
+                          f"{len(chosen)} tensors), {how}.")
+    return chosen, tr(f"{where} holds the UNet as EMA weights only: loaded the EMA weights (model_ema.*, "
+                      f"{len(chosen)} tensors), {how}.")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from typing import Sequence
+from ..i18n import tr
 
 
 class CheckpointError(ValueError):
@@ -37,9 +38,9 @@ def unknown_keys_error(unmapped: Sequence[str], where: str, limit: int = 20) -> 
     """The error for keys of `where` (e.g. "this diffusers checkpoint") that the SD v1 UNet does not have."""
     shown = "\n  ".join(unmapped[:limit]) + ("\n  ..." if len(unmapped) > limit else "")
     return ArchitectureError(
-        f"{len(unmapped)} key(s) of {where} have no place in the SD v1 UNet:\n  {shown}\n"
-        "Is this an SD v1.x UNet (not SD 2.x, SDXL, or a whole pipeline file)? "
-        "A renamed or hand-edited key also ends up here."
+        tr(f"{len(unmapped)} key(s) of {where} have no place in the SD v1 UNet:") + f"\n  {shown}\n"
+        + tr("Is this an SD v1.x UNet (not SD 2.x, SDXL, or a whole pipeline file)? "
+             "A renamed or hand-edited key also ends up here.")
     )
 
 
@@ -49,9 +50,9 @@ def truncated(path, why) -> TruncatedCheckpointError:
 
     path = Path(path)
     return TruncatedCheckpointError(
-        f"{path.name} ({path.stat().st_size:,} bytes) cannot be read: it looks truncated or corrupt ({why}). "
-        "An interrupted download is the usual cause: delete the file and download it again "
-        "(huggingface_hub resumes and checks downloads)."
+        tr(f"{path.name} ({path.stat().st_size:,} bytes) cannot be read: it looks truncated or corrupt ({why}). "
+           "An interrupted download is the usual cause: delete the file and download it again "
+           "(huggingface_hub resumes and checks downloads).")
     )
 
 
@@ -60,6 +61,6 @@ def not_a_checkpoint(path, what: str) -> NotACheckpointError:
     from pathlib import Path
 
     return NotACheckpointError(
-        f"{Path(path).name} is not a weights file: {what}. Download the weights file itself "
-        "(e.g. with huggingface_hub.hf_hub_download, or `git lfs pull` in a cloned model repository)."
+        tr(f"{Path(path).name} is not a weights file: {what}. Download the weights file itself "
+           "(e.g. with huggingface_hub.hf_hub_download, or `git lfs pull` in a cloned model repository).")
     )

@@ -11,6 +11,7 @@ from typing import Dict, Mapping
 import torch
 
 from .rename import source_keys
+from ..i18n import tr
 
 
 def export_unet(state_dict: Mapping[str, torch.Tensor], layout: str = "compvis") -> Dict[str, torch.Tensor]:
@@ -38,7 +39,7 @@ def save_unet(model: torch.nn.Module, path, layout: str = "compvis") -> Path:
 
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"save_unet: write a .safetensors file (safe to share), got {path.name!r}.")
+        raise ValueError(tr(f"save_unet: write a .safetensors file (safe to share), got {path.name!r}."))
     tensors = export_unet({k: v.detach().cpu() for k, v in model.state_dict().items()}, layout)
     save_file(tensors, str(path), metadata={"format": "pt", "written_by": "sdcourse", "layout": layout})
     return path

@@ -22,6 +22,7 @@ import torch
 
 from .errors import CheckpointError, NotACheckpointError, not_a_checkpoint, truncated
 from .pickles import load_pickle
+from ..i18n import tr
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth")
 SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
@@ -64,7 +65,7 @@ class Checkpoint:
 
 
 def _closed(key: str) -> torch.Tensor:
-    raise CheckpointError(f"read {key!r} before the checkpoint was closed (inside its `with` block).")
+    raise CheckpointError(tr(f"read {key!r} before the checkpoint was closed (inside its `with` block)."))
 
 
 def refuse_text(path: Path) -> None:
@@ -72,9 +73,9 @@ def refuse_text(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(64)
     if head.startswith(b"version https://git-lfs"):
-        raise not_a_checkpoint(path, "it is a Git LFS pointer (a small text file standing for the real file)")
+        raise not_a_checkpoint(path, tr("it is a Git LFS pointer (a small text file standing for the real file)"))
     if head.lstrip().startswith(b"<"):
-        raise not_a_checkpoint(path, "it is an HTML or XML page (a login or error page saved instead of the file?)")
+        raise not_a_checkpoint(path, tr("it is an HTML or XML page (a login or error page saved instead of the file?)"))
 
 
 def check_safetensors(path: Path) -> None:
@@ -84,17 +85,17 @@ def check_safetensors(path: Path) -> None:
         head = f.read(9)
         n = int.from_bytes(head[:8], "little") if len(head) == 9 else -1
         if len(head) == 9 and head[8:9] != b"{":  # every safetensors header is a JSON object
-            raise not_a_checkpoint(path, f"it starts with {head!r}, not a safetensors header")
+            raise not_a_checkpoint(path, tr(f"it starts with {head!r}, not a safetensors header"))
         if n < 2 or 8 + n > size:
-            raise truncated(path, "the header is incomplete")
+            raise truncated(path, tr("the header is incomplete"))
         f.seek(8)
         try:
             header = json.loads(f.read(n))
             end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
         except (ValueError, KeyError, TypeError, IndexError) as error:
-            raise truncated(path, f"the header is not valid JSON: {error}") from None
+            raise truncated(path, tr(f"the header is not valid JSON: {error}")) from None
     if 8 + n + end > size:
-        raise truncated(path, f"the header promises {8 + n + end:,} bytes, the file has {size:,}")
+        raise truncated(path, tr(f"the header promises {8 + n + end:,} bytes, the file has {size:,}"))
 
 
 def read_checkpoint(path) -> Checkpoint:
@@ -107,9 +108,9 @@ def read_checkpoint(path) -> Checkpoint:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path} does not exist (or is a folder). Download the weights file first.")
+        raise CheckpointError(tr(f"{path} does not exist (or is a folder). Download the weights file first."))
     if path.stat().st_size == 0:
-        raise truncated(path, "the file is empty (0 bytes): the download did not finish")
+        raise truncated(path, tr("the file is empty (0 bytes): the download did not finish"))
     suffix = path.suffix.lower()
     if suffix in SUFFIXES:
         refuse_text(path)
@@ -127,6 +128,6 @@ def read_checkpoint(path) -> Checkpoint:
         tensors, dropped = load_pickle(path)
         return Checkpoint(path, {k: v.shape for k, v in tensors.items()}, tensors.__getitem__, "pickle", dropped)
     raise NotACheckpointError(
-        f"{path.name}: unknown file type {suffix!r}. Give a .safetensors file (preferred) or a pickle "
-        f"({', '.join(PICKLE_SUFFIXES)}, read with weights_only=True)."
+        tr(f"{path.name}: unknown file type {suffix!r}. Give a .safetensors file (preferred) or a pickle "
+           f"({', '.join(PICKLE_SUFFIXES)}, read with weights_only=True).")
     )

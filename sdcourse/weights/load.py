@@ -23,6 +23,7 @@ from .files import read_checkpoint
 from .rename import rename_keys, source_keys
 from .report import compare_state_dicts, format_report
 from .tables import COMPVIS_PREFIX, LAYOUTS
+from ..i18n import tr
 
 _DIFFUSERS_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                     "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin")
@@ -32,9 +33,9 @@ def find_weights(path: Path, dtype: torch.dtype) -> Tuple[Path, Optional[dict]]:
     """A file or a diffusers folder (a pipeline folder or its unet/) -> (weights file, config.json or None)."""
     if not path.exists():
         raise CheckpointError(
-            f"{path} does not exist. Download the weights first, e.g. huggingface_hub.snapshot_download("
-            "'stable-diffusion-v1-5/stable-diffusion-v1-5', allow_patterns=['unet/*']) or hf_hub_download(..., "
-            "'v1-5-pruned-emaonly.safetensors')."
+            tr(f"{path} does not exist. Download the weights first, e.g. huggingface_hub.snapshot_download("
+               "'stable-diffusion-v1-5/stable-diffusion-v1-5', allow_patterns=['unet/*']) or hf_hub_download(..., "
+               "'v1-5-pruned-emaonly.safetensors').")
         )
     if path.is_dir():
         folder = path / "unet" if (path / "unet").is_dir() else path
@@ -47,8 +48,8 @@ def find_weights(path: Path, dtype: torch.dtype) -> Tuple[Path, Optional[dict]]:
             shards = sorted(p.name for p in folder.glob("*.index.json"))
             listing = ", ".join(sorted(p.name for p in folder.iterdir())[:10]) or "nothing"
             raise NotACheckpointError(
-                f"No UNet weights in the folder {folder} (it holds: {listing}). Expected one of "
-                f"{', '.join(_DIFFUSERS_FILES)}" + (" (sharded checkpoints are not supported)" if shards else "") + "."
+                tr(f"No UNet weights in the folder {folder} (it holds: {listing}). Expected one of "
+                   f"{', '.join(_DIFFUSERS_FILES)}") + (tr(" (sharded checkpoints are not supported)") if shards else "") + "."
             )
         path = found[0]
     config_file = path.parent / "config.json"
@@ -82,17 +83,17 @@ def load_unet(path_or_dir, dtype: Optional[torch.dtype] = None, device=None,
     dtype = dtype if dtype is not None else (torch.float16 if device.type == "cuda" else torch.float32)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(
-            f"load_unet: dtype must be a floating torch.dtype (torch.float16, torch.float32, ...), got {dtype!r}."
+            tr(f"load_unet: dtype must be a floating torch.dtype (torch.float16, torch.float32, ...), got {dtype!r}.")
         )
     if config is not None and not isinstance(config, UNetConfig):
-        raise ValueError(f"load_unet: config must be a sdcourse.UNetConfig, got {type(config).__name__}.")
+        raise ValueError(tr(f"load_unet: config must be a sdcourse.UNetConfig, got {type(config).__name__}."))
     if ema not in (None, True, False):
-        raise ValueError(f"load_unet: ema must be None (EMA weights when present), True or False, got {ema!r}.")
+        raise ValueError(tr(f"load_unet: ema must be None (EMA weights when present), True or False, got {ema!r}."))
     path, config_json = find_weights(Path(path_or_dir), dtype)
     with read_checkpoint(path) as checkpoint:
         shapes = checkpoint.shapes
         if checkpoint.dropped:
-            print(f"load_unet: {path.name}: left out {len(checkpoint.dropped)} non-tensor entries of the pickle: "
+            print(tr(f"load_unet: {path.name}: left out {len(checkpoint.dropped)} non-tensor entries of the pickle: ")
                   + ", ".join(f"{k} ({t})" for k, t in list(checkpoint.dropped.items())[:8])
                   + (" ..." if len(checkpoint.dropped) > 8 else ""))
         layout = detect_layout(shapes)
@@ -103,7 +104,7 @@ def load_unet(path_or_dir, dtype: Optional[torch.dtype] = None, device=None,
                 print(f"load_unet: {note}")
         else:
             if ema:
-                raise ArchitectureError(f"ema=True, but {path.name} ({layout} layout) has no EMA copy of the UNet.")
+                raise ArchitectureError(tr(f"ema=True, but {path.name} ({layout} layout) has no EMA copy of the UNet."))
             unet_keys = unet_part(list(shapes), layout)
         as_meta = checkpoint.meta()  # empty tensors of the file's shapes: renaming fuses q/k/v, with no data
         meta, unmapped = _rename({k: as_meta[f] for k, f in unet_keys.items()}, layout)
@@ -119,10 +120,10 @@ def load_unet(path_or_dir, dtype: Optional[torch.dtype] = None, device=None,
             unmapped = [f"{unet_keys.get(k, k)}  (file key, no place in the SD v1 UNet)" for k in unmapped]
             report["unexpected"] = unmapped + report["unexpected"]
             raise ArchitectureError(
-                f"The weights in {path.name} ({layout} layout) do not fit the course's UNet "
-                f"({config}):\n{format_report(report)}\n"
-                "A renamed key shows up as one missing and one unexpected; mis-shaped keys mean another "
-                "configuration (pass config=...) or another model."
+                tr(f"The weights in {path.name} ({layout} layout) do not fit the course's UNet "
+                   f"({config}):") + f"\n{format_report(report)}\n"
+                + tr("A renamed key shows up as one missing and one unexpected; mis-shaped keys mean another "
+                     "configuration (pass config=...) or another model.")
             )
         # Now read the data, one tensor at a time, straight into the target dtype and device.
         tensors = {k: checkpoint.get(f).to(device=device, dtype=dtype) for k, f in unet_keys.items()}

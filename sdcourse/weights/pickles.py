@@ -23,6 +23,7 @@ from typing import Dict, List, Mapping, Tuple
 import torch
 
 from .errors import UnsafeCheckpointError, not_a_checkpoint, truncated
+from ..i18n import tr
 
 PICKLE_PROTO = b"\x80"  # the legacy format: pickles one after another, then the raw tensor bytes
 LEGACY_PICKLES = 4  # magic number, protocol version, system info, then the object that was saved
@@ -100,10 +101,10 @@ def check_pickle_header(path: Path) -> None:
         head = f.read(16)
     if head.startswith(b"PK"):  # a zip archive: torch.save's default format since PyTorch 1.6
         if not zipfile.is_zipfile(path):  # a zip's directory is at its end: missing means cut short
-            raise truncated(path, "the zip archive has no central directory")
+            raise truncated(path, tr("the zip archive has no central directory"))
         return
     if not head.startswith(PICKLE_PROTO):
-        raise not_a_checkpoint(path, f"it starts with {head[:16]!r}, neither a zip archive nor a pickle")
+        raise not_a_checkpoint(path, tr(f"it starts with {head[:16]!r}, neither a zip archive nor a pickle"))
 
 
 def load_pickle(path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
@@ -117,12 +118,12 @@ def load_pickle(path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     unsafe = unsafe_globals(path)
     if unsafe:
         raise UnsafeCheckpointError(
-            f"Refused to load {path.name}: this pickle needs more than tensors to load (it asks for the Python "
-            f"object(s) {', '.join(f'`{g}`' for g in unsafe[:5])}). Unpickling it fully could run arbitrary "
-            "code on this machine (a pickle may call any Python function while it loads), so its instructions "
-            "were only read, and nothing in it was executed. What to do: use the .safetensors version of these "
-            "weights (e.g. v1-5-pruned-emaonly.safetensors), or, only if you trust its source, convert it to "
-            "safetensors once in a throw-away environment and load that file."
+            tr(f"Refused to load {path.name}: this pickle needs more than tensors to load (it asks for the Python "
+               f"object(s) {', '.join(f'`{g}`' for g in unsafe[:5])}). Unpickling it fully could run arbitrary "
+               "code on this machine (a pickle may call any Python function while it loads), so its instructions "
+               "were only read, and nothing in it was executed. What to do: use the .safetensors version of these "
+               "weights (e.g. v1-5-pruned-emaonly.safetensors), or, only if you trust its source, convert it to "
+               "safetensors once in a throw-away environment and load that file.")
         )
     is_zip = zipfile.is_zipfile(path)
     try:
@@ -132,7 +133,7 @@ def load_pickle(path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]  # a (PyTorch Lightning) training checkpoint
     if not isinstance(state, Mapping):
-        raise not_a_checkpoint(path, f"it holds a {type(state).__name__}, not a dict of tensors")
+        raise not_a_checkpoint(path, tr(f"it holds a {type(state).__name__}, not a dict of tensors"))
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     dropped = {str(k): type(v).__name__ for k, v in state.items() if not isinstance(v, torch.Tensor)}
     return tensors, dropped

@@ -13,6 +13,7 @@ import torch
 
 from .errors import unknown_keys_error
 from .tables import BLOCKS_COMPVIS, BLOCKS_DIFFUSERS, COMPVIS_PREFIX, LAYOUTS
+from ..i18n import tr
 
 
 def rename_keys(state_dict: Mapping[str, torch.Tensor], blocks) -> Tuple[Dict[str, torch.Tensor], List[str]]:
@@ -61,7 +62,7 @@ def convert_diffusers_unet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, 
     """
     out, unmapped = rename_keys(state_dict, BLOCKS_DIFFUSERS)
     if unmapped:
-        raise unknown_keys_error(unmapped, "this diffusers checkpoint")
+        raise unknown_keys_error(unmapped, tr("this diffusers checkpoint"))
     return out
 
 
@@ -75,7 +76,7 @@ def convert_compvis_unet(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, to
     unet_keys = {k[len(COMPVIS_PREFIX):]: v for k, v in state_dict.items() if k.startswith(COMPVIS_PREFIX)}
     out, unmapped = rename_keys(unet_keys or state_dict, BLOCKS_COMPVIS)
     if unmapped:
-        raise unknown_keys_error(unmapped, "this CompVis checkpoint")
+        raise unknown_keys_error(unmapped, tr("this CompVis checkpoint"))
     return out
 
 
@@ -105,10 +106,10 @@ def source_keys(notes_key: str, layout: str) -> List[str]:
          -> ["model.diffusion_model.input_blocks.1.0.in_layers.2.weight"]; a fused in_proj gives 3 keys.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"source_keys: layout must be one of {sorted(LAYOUTS)}, got {layout!r}.")
+        raise ValueError(tr(f"source_keys: layout must be one of {sorted(LAYOUTS)}, got {layout!r}."))
     module, _, param = notes_key.rpartition(".")
     src = _INVERSE[layout].get(module)
     if src is None:
-        raise ValueError(f"source_keys: {notes_key!r} is not a key of the SD v1 `Diffusion` model.")
+        raise ValueError(tr(f"source_keys: {notes_key!r} is not a key of the SD v1 `Diffusion` model."))
     prefix = COMPVIS_PREFIX if layout == "compvis" else ""
     return [f"{prefix}{s}.{param}" for s in ([src] if isinstance(src, str) else src)]

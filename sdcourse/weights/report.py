@@ -14,6 +14,7 @@ from typing import Dict, Mapping, Tuple, Union
 
 import torch
 
+from ..i18n import tr
 from .errors import ArchitectureError
 
 Shapes = Mapping[str, Union[torch.Tensor, Tuple[int, ...]]]
@@ -55,7 +56,7 @@ def format_report(report: Dict[str, list], limit: int = 15) -> str:
             else:
                 lines.append(f"  {item}")
         if len(items) > limit:
-            lines.append(f"  ... and {len(items) - limit} more")
+            lines.append(tr(f"  ... and {len(items) - limit} more"))
     return "\n".join(lines)
 
 
@@ -81,6 +82,6 @@ def load_state_dict_strict(
     """
     table = report_mismatch(model, state_dict)
     if table:
-        raise ArchitectureError("The weights do not fit the model:\n" + table)
+        raise ArchitectureError(tr("The weights do not fit the model:") + "\n" + table)
     model.load_state_dict(state_dict, strict=True, assign=assign)
     return model
