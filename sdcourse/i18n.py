@@ -145,10 +145,23 @@ def tr(message: str, figure: bool = False) -> str:
         return message
     if figure and cjk_font() is None:
         return message
+    original = message
     for pattern, chinese in _compiled(_language):
         if pattern.search(message):
             message = pattern.sub(lambda m, c=chinese: fill(c, m.groups()), message)
+    if message == original and _MISSES and re.search(r"[A-Za-z]{3,}", message):
+        _record_miss(message)
     return tidy(message)
+
+
+# SDCOURSE_I18N_MISSES=file: append every text tr() leaves unchanged, to find what the table lacks
+# (e.g. `SDCOURSE_I18N_MISSES=/tmp/misses.txt python scripts/regenerate_notebooks.py --language zh`).
+_MISSES = os.environ.get("SDCOURSE_I18N_MISSES", "")
+
+
+def _record_miss(message: str) -> None:
+    with open(_MISSES, "a", encoding="utf-8") as f:
+        f.write(message.replace("\n", "\\n") + "\n")
 
 
 def tidy(text: str) -> str:

@@ -405,6 +405,10 @@ def test_chinese_edition_renders_in_jupyterlab(lab, browser, shots):
     if not ZH_NOTEBOOK.exists():
         pytest.fail(f"{ZH_NOTEBOOK.relative_to(ROOT)} is missing: run make notebooks")
     url, folder = lab
+    # render every cell, not only those in view (JupyterLab 4 windows long notebooks): we read them all
+    tracker = folder / ".settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     zh_folder = folder / "zh"
     zh_folder.mkdir(exist_ok=True)
     _copy_runnable(ZH_NOTEBOOK, zh_folder / ZH_NOTEBOOK.name)
@@ -413,6 +417,7 @@ def test_chinese_edition_renders_in_jupyterlab(lab, browser, shots):
         _start_run_all(page, url, f"zh/{ZH_NOTEBOOK.name}")
         _wait([page], _ALL_RAN, "Run All of the zh notebook")
         _check_no_errors(page, zh_folder, ZH_NOTEBOOK.name)
+        page.locator(".jp-MarkdownCell h1").first.scroll_into_view_if_needed()
         heading = page.locator(".jp-MarkdownCell h1").first.inner_text()
         assert page.evaluate(f"t => {_CJK}.test(t)", heading), f"the first heading is not Chinese: {heading}"
         outputs = page.locator(".jp-OutputArea-output").all_inner_texts()

@@ -418,3 +418,35 @@ def test_named_mistakes_are_far_from_the_right_answer():
         reshaped = any(wrong[k].shape != notes[k].shape for k in notes if k in wrong)
         far = set(wrong) != set(notes) or reshaped or any(_max_diff(wrong[k], notes[k]) >= 1e-3 for k in common)
         assert far, mistake
+
+
+# --- notebook 08, exercise 1: the original file's keys ---------------------------------------------
+
+RIGHT_KEYS = ("model.diffusion_model.output_blocks.5.2.conv.weight", "model.diffusion_model.time_embed.2.weight")
+
+
+def test_single_file_keys_contract(capsys):
+    def answers():
+        return RIGHT_KEYS
+    assert checks.check_single_file_keys(answers) is answers
+    assert "[ok] single_file_keys" in capsys.readouterr().out
+
+    def stub():
+        raise NotImplementedError()
+    reference = checks.check_single_file_keys(stub)
+    assert "[todo] single_file_keys" in capsys.readouterr().out
+    assert reference() == RIGHT_KEYS
+
+
+@pytest.mark.parametrize("keys, mistake", [
+    (("output_blocks.5.2.conv.weight", RIGHT_KEYS[1]), "the key without the file's prefix model.diffusion_model."),
+    ((RIGHT_KEYS[0], "model.diffusion_model.time_embed.1.weight"), "the SiLU of time_embed not counted"),
+    (("model.diffusion_model.output_blocks.6.2.conv.weight", RIGHT_KEYS[1]), "the decoders renumbered"),
+])
+def test_single_file_keys_mistakes(keys, mistake):
+    result = checks.check_single_file_keys(lambda: keys, raise_on_failure=False)
+    assert not result.passed and result.mistake == mistake
+    with pytest.raises(checks.ExerciseError, match="It looks like"):
+        checks.check_single_file_keys(lambda: keys)
+    with pytest.raises(checks.ExerciseError, match="two strings"):
+        checks.check_single_file_keys(lambda: "model.diffusion_model.time_embed.2.weight")

@@ -22,7 +22,7 @@ from .nb05_unet import (check_any_latent_size, check_decoder_channels, check_swi
 from .nb06_diffusion import (check_add_noise, check_ddim_step, check_ddpm_step, check_diffusion, check_guidance,
                              check_output_layer)
 from .nb07_training import check_localisation_score, check_space_to_depth, check_training_loss, check_training_step
-from .nb08_weights import check_rename_attention_block
+from .nb08_weights import check_rename_attention_block, check_single_file_keys
 from .nb09_vae import check_diagonal_gaussian, check_downsample, check_encode_for_unet, check_vae_attention
 from .nb10_text_encoder import (check_causal_mask, check_clip_layer, check_pad_prompt, check_quick_gelu,
                                 check_text_embeddings)

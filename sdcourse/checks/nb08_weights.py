@@ -138,3 +138,70 @@ register("rename_attention_block", "Write a dict from the diffusers module names
                                    "proj_in -> conv_input, ...); keep the .weight / .bias ending.",
          "attn1 is the self-attention: collect its to_q, to_k, to_v and concatenate them (q first) into one in_proj.",
          "print(sdcourse.UNET_AttentionBlock(4, 8, 16, 8).state_dict().keys()) lists the names you must produce.")
+
+
+# --- notebook 08, exercise 1: where does a weight live in the original single file? -----------------
+
+SINGLE_FILE_KEYS = ("unet.decoders.5.2.conv.weight", "time_embedding.linear_2.weight")  # (a), (b)
+NO_PREFIX = "the key without the file's prefix model.diffusion_model."
+SILU_NOT_COUNTED = "the SiLU of time_embed not counted"
+DECODERS_RENUMBERED = "the decoders renumbered"
+_SINGLE_FILE_HINTS = {
+    NO_PREFIX: "Every UNet key of the original file starts with 'model.diffusion_model.'.",
+    SILU_NOT_COUNTED: "time_embed = Sequential(Linear, SiLU, Linear): count the layers of the Sequential, SiLU included.",
+    DECODERS_RENUMBERED: "The decoders keep the notes' numbering: output_blocks.i is unet.decoders.i.",
+}
+
+
+class KeysResult(CheckResult):
+    def _line(self) -> str:
+        if self.passed:
+            return f"[ok] {self.name}: both keys are the original file's"
+        return f"[wrong] {self.name}: {self.hint}"
+
+
+def _single_file_reference():
+    from ..weights import source_keys
+
+    def answers():
+        return tuple(source_keys(key, "compvis")[0] for key in SINGLE_FILE_KEYS)
+    return answers
+
+
+def _key_mistake(expected: str, answer: str):
+    if answer == expected.replace("model.diffusion_model.", "", 1):
+        return NO_PREFIX
+    if "time_embed" in expected and answer == expected.replace("time_embed.2", "time_embed.1"):
+        return SILU_NOT_COUNTED
+    if "output_blocks" in expected and answer.startswith("model.diffusion_model.output_blocks.") \
+            and answer.endswith(".conv.weight") and answer != expected:
+        return DECODERS_RENUMBERED
+    return None
+
+
+@exercise("single_file_keys", todo="answers() returns two keys of the original single file: (a) that of "
+          "unet.decoders.5.2.conv.weight, (b) that of time_embedding.linear_2.weight.", reference=_single_file_reference)
+def check_single_file_keys(fn: Callable, raise_on_failure: bool = True) -> CheckResult:
+    """Exercise 1 of notebook 08: fn() -> (key_a, key_b), the original (CompVis) file's keys of the
+    notes' unet.decoders.5.2.conv.weight and time_embedding.linear_2.weight."""
+    from ..weights import source_keys
+
+    name = "single_file_keys"
+    got = _call(name, fn, hint="answers() takes nothing and returns two strings.")
+    if not (isinstance(got, tuple) and len(got) == 2 and all(isinstance(k, str) for k in got)):
+        return _finish(KeysResult(name, False, float("inf"), None,
+                                  f"Return two strings (key_a, key_b), got {type(got).__name__}."), raise_on_failure)
+    for notes_key, answer in zip(SINGLE_FILE_KEYS, got):
+        expected = source_keys(notes_key, "compvis")[0]
+        if answer != expected:
+            mistake = _key_mistake(expected, answer)
+            advice = _named(_SINGLE_FILE_HINTS)[mistake] if mistake else \
+                "Look the key up in the file's key list above (sdcourse.weights.source_keys shows the mapping)."
+            return _finish(KeysResult(name, False, float("inf"), mistake,
+                                      f"{notes_key}: {answer!r} is not the file's key. {advice}"), raise_on_failure)
+    return _finish(KeysResult(name, True, 0.0), raise_on_failure)
+
+
+register("single_file_keys", "In the original file the UNet lives under model.diffusion_model., and its decoders are "
+                             "output_blocks, numbered as the notes number unet.decoders.",
+         "time_embed is a Sequential(Linear, SiLU, Linear): the SiLU has an index too.")
