@@ -10,7 +10,7 @@ A line ending in `# i18n: no` is skipped (text for code, not for people).
 An f-string's key is its text with each `{...}` written `{}` (literal braces doubled).
 
     python scripts/messages.py missing      # keys the Chinese table lacks, with where they are
-    python scripts/messages.py unused       # table entries no message uses any more
+    python scripts/messages.py unused       # table entries no text in the code has any more
 """
 from __future__ import annotations
 
@@ -151,6 +151,31 @@ def extract_notebooks() -> Dict[str, List[str]]:
     return found
 
 
+def all_literals() -> set:
+    """Every string and f-string (as a key) in sdcourse and in the source notebooks' code: a table
+    entry is in use when its key is one of them (figure labels held in variables, for example, are
+    drawn through matplotlib's translated set_text without a tr() or a figure call around them)."""
+    import json
+
+    sources = [p.read_text(encoding="utf-8") for p in sorted(PACKAGE.rglob("*.py"))
+               if not p.name.startswith("_messages_") and p.name != "messages_zh.py"]
+    for path in sorted((ROOT / "notebooks" / "solutions").glob("[0-9]*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "code":
+                sources.append("\n".join("pass" if l.lstrip().startswith(("%", "!")) else l
+                                         for l in "".join(cell["source"]).split("\n")))
+    found = set()
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                found.add(_key(node).strip())
+    return found
+
+
 def main(argv: List[str]) -> int:
     sys.path.insert(0, str(ROOT))
     from sdcourse.messages_zh import MESSAGES
@@ -162,7 +187,8 @@ def main(argv: List[str]) -> int:
             print(f"{where[0]}: {key!r}")
         print(f"{len(missing)} of {len(keys)} messages lack a Chinese entry")
     elif argv[:1] == ["unused"]:
-        unused = [k for k in MESSAGES if k not in keys]
+        literals = all_literals()
+        unused = [k for k in MESSAGES if k not in keys and k not in literals]
         for key in unused:
             print(repr(key))
         print(f"{len(unused)} entries unused")

@@ -596,4 +596,7 @@ MESSAGES = {
     'Diffusion: {} is on {} but the model is on {}. Move it with {}.to({}) (or the model with model.to(...)).': 'Diffusion：{} 在 {} 上，但模型在 {} 上。请用 {}.to({}) 移动它（或用 model.to(...) 移动模型）。',
     "Diffusion: {} has dtype {} but the model's weights are {}. Convert it with {}.to({}) (or the model with model.to({})).": 'Diffusion：{} 的 dtype 是 {}，但模型的权重是 {}。请用 {}.to({}) 转换它（或用 model.to({}) 转换模型）。',
     'SD v1 expects CLIP ViT-L/14 text embeddings, e.g. (1, 77, 768).': 'SD v1 需要 CLIP ViT-L/14 的文本嵌入，例如 (1, 77, 768)。',
+    'token {}': '词元 {}',
+    'token {} {}': '词元 {} {}',
+    '{}, {}\n{}\n{}; {}; {}x{} grid': '{}，{}\n{}\n{}；{}；{}x{} 网格',
 }

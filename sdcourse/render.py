@@ -298,8 +298,8 @@ def attention_map(maps: AttentionMaps, token: int = 0, block: Optional[str] = No
 def _token_label(maps: AttentionMaps, token: int, tokens: Optional[Sequence[str]]) -> str:
     labels = tokens if tokens is not None else maps.tokens
     if labels is not None and 0 <= token < len(labels):
-        return f"token {token} {labels[token]!r}"
-    return f"token {token}"
+        return tr(f"token {token} {labels[token]!r}", figure=True)
+    return tr(f"token {token}", figure=True)
 
 
 SCALE_LABELS = {"none": "share of attention, as recorded", "max": "map / its max", "minmax": "stretched: min 0, max 1",
@@ -360,7 +360,8 @@ def render_attention(maps: AttentionMaps, token: int = 0, block: Optional[str] =
         r, c = maps.to_grid(block, query if query is not None else maps.query)
         axes[0].plot([c], [r], marker="+", color="cyan", ms=12, mew=2)
     rows, cols = heat.shape
-    axes[0].set_title(f"{maps.kind}-attention, {what}\n{where}\n{heads}; {when}; {rows}x{cols} grid", fontsize=8)
+    kind = tr("cross-attention" if maps.kind == "cross" else "self-attention", figure=True)
+    axes[0].set_title(tr(f"{kind}, {what}\n{where}\n{heads}; {when}; {rows}x{cols} grid", figure=True), fontsize=8)
     if image is not None:
         arr = image_to_array(image)
         axes[1].imshow(arr, interpolation="nearest")

@@ -46,7 +46,8 @@ def test_every_message_has_a_chinese_entry():
 
 def test_no_entry_is_left_over():
     keys = {**messages.extract_notebooks(), **messages.extract()}
-    unused = [k for k in MESSAGES if k not in keys]
+    literals = messages.all_literals()  # labels held in variables, drawn through the set_text hook
+    unused = [k for k in MESSAGES if k not in keys and k not in literals]
     assert not unused, f"entries no message uses any more (scripts/messages.py unused): {unused[:8]}"
 
 
