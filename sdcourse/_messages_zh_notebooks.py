@@ -105,4 +105,6 @@ MESSAGES = {
     'cosine': '余弦',
     'SD v1 (scaled linear)': 'SD v1（缩放线性）',
     'feature': '特征',
+    'tokenizer': '分词器',
+    'scheduler': '调度器',
 }

@@ -31,6 +31,7 @@ LANGUAGES = ("en", "zh")
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
              "WenQuanYi Zen Hei", "PingFang SC", "Heiti SC", "Microsoft YaHei", "SimHei")
 
+CJK_MONO_FONTS = ("Noto Sans Mono CJK SC", "WenQuanYi Micro Hei Mono", "WenQuanYi Zen Hei Mono")
 CJK_FILES = ("notosanscjk", "notosanssc", "sourcehansans", "wqy-microhei", "wqy-zenhei")
 
 _language = os.environ.get("SDCOURSE_LANG", "en").strip().lower() or "en"
@@ -195,9 +196,15 @@ def use_cjk_font() -> Optional[str]:
     font = cjk_font()
     if font is not None:
         import matplotlib
+        from matplotlib import font_manager
 
         families = [f for f in matplotlib.rcParams["font.family"] if f != font]
         matplotlib.rcParams["font.family"] = families + [font]
+        # monospace text (tables drawn as figures) has no fallback: use a monospace CJK font first
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        mono = next((name for name in CJK_MONO_FONTS if name in installed), None)
+        if mono is not None and matplotlib.rcParams["font.monospace"][:1] != [mono]:
+            matplotlib.rcParams["font.monospace"] = [mono] + list(matplotlib.rcParams["font.monospace"])
     return font
 
 
