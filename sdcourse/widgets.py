@@ -113,7 +113,7 @@ def time_embedding_view(dim: int = 320, t_max: int = 1000, t: int = 500) -> Widg
         raise ValueError(tr(f"time_embedding_view: dim must be a positive even int (half cos, half sin), got {dim!r}."))
     if not isinstance(t_max, int) or t_max < 2:
         raise ValueError(tr(f"time_embedding_view: t_max must be an int >= 2 (SD uses 1000), got {t_max!r}."))
-    slider = _slider("timestep t", min(t, t_max - 1), 0, t_max - 1)
+    slider = _slider(tr("timestep t"), min(t, t_max - 1), 0, t_max - 1)
     picture = _image(render.render_time_embedding(slider.value, dim, t_max))
 
     def redraw(change=None):
@@ -129,8 +129,8 @@ def sequence_view(height: int = 8, width: int = 8, channels: int = 320) -> Widge
     """Pick a pixel (row, col) of a (B, channels, height, width) map and see its token index in
     the (B, height*width, channels) sequence, or pick the token and see the pixel."""
     render._check_grid(height, width, channels)
-    row = _slider("row", 0, 0, height - 1)
-    col = _slider("col", 0, 0, width - 1)
+    row = _slider(tr("row"), 0, 0, height - 1)
+    col = _slider(tr("col"), 0, 0, width - 1)
     token = _slider(tr("token index"), 0, 0, height * width - 1)
     text = W.HTML()
     picture = _image(render.render_sequence(height, width, channels, 0, 0))
@@ -176,7 +176,7 @@ def shape_ledger(config: Optional[UNetConfig] = None, height: int = 512, width: 
         raise ValueError(tr(f"shape_ledger: config must be an sdcourse.UNetConfig (or None for SD v1), got {type(config).__name__}."))
     h = _slider(tr("height (px)"), height, 64, 1024, 64, "360px")
     w = _slider(tr("width (px)"), width, 64, 1024, 64, "360px")
-    b = _slider("batch", batch, 1, 8, 1, "360px")
+    b = _slider(tr("batch"), batch, 1, 8, 1, "360px")
     dtype = _dropdown("dtype", [("float32", torch.float32), ("float16", torch.float16)], torch.float32, "360px")
     table = W.HTML()
 
@@ -244,13 +244,13 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
     controls = {}
     # Dropdown values are strings or ints, never None (ipywidgets shows a None value as an empty box)
     if maps.kind == "cross":
-        controls["block"] = _dropdown("block", [(tr("mean of ticked resolutions"), _ALL)] + [(n, n) for n in names])
+        controls["block"] = _dropdown(tr("block"), [(tr("mean of ticked resolutions"), _ALL)] + [(n, n) for n in names])
         factor_boxes = [W.Checkbox(value=True, description=maps.resolution_label(f), indent=False, layout=W.Layout(width="64px"))
                         for f in maps.factors()]
         options = [(f"{i}: {labels[i]}" if labels is not None and i < len(labels) else f"{i}", i) for i in range(n_keys)]
-        controls["token"] = _dropdown("token", options, 1 if n_keys > 1 else 0)
+        controls["token"] = _dropdown(tr("token"), options, 1 if n_keys > 1 else 0)
     else:
-        controls["block"] = _dropdown("block", [(n, n) for n in names])
+        controls["block"] = _dropdown(tr("block"), [(n, n) for n in names])
         factor_boxes = []
         h, w = maps.latent_hw or maps.blocks[names[0]].grid
         if maps.query is None:
@@ -258,12 +258,12 @@ def attention_explorer(recorder_or_maps, image=None, tokens: Optional[Sequence[s
             controls["col"] = _slider(tr("query col"), w // 2, 0, w - 1)
     if maps.heads == "all":  # heads averaged while recording: nothing to choose
         head_options = [(tr("mean over heads"), _ALL)] + [(f"head {i}", i) for i in range(maps.n_heads)]
-        controls["head"] = _dropdown("head", head_options, width="300px")
+        controls["head"] = _dropdown(tr("head"), head_options, width="300px")
     # the timesteps that hold maps (a `timesteps=` filter records fewer than were seen), in the order seen
     kept = [t for t in dict.fromkeys(maps.timesteps) if any((n, t) in maps.sums for n in names)]
     time_options = [(tr("all (aggregate)"), _ALL)] + ([(f"t = {t}", t) for t in kept] if maps.per_timestep else [])
     if len(time_options) > 1:  # one choice is no control
-        controls["timestep"] = _dropdown("timestep", time_options, width="300px")
+        controls["timestep"] = _dropdown(tr("timestep"), time_options, width="300px")
     controls["normalize"] = _dropdown(tr("colour scale"), _normalise_options(), "minmax", width="300px")  # most contrast
     status = W.HTML()
     picture = W.Image(format="png")
