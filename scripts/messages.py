@@ -5,7 +5,8 @@ Two kinds of text count as messages:
   (hints, mistake names, [todo] lines, ...): the checkers translate each line they print;
 - everywhere in `sdcourse/`: the text given to `tr(...)` (widget labels, figure titles, errors);
 - in the source notebooks' code: the text of figure titles, axis labels, legends and annotations
-  (matplotlib's text is translated as it is set: sdcourse.i18n.translate_figure_text).
+  (matplotlib's text is translated as it is set: sdcourse.i18n.translate_figure_text), and the
+  lines of a notebook's own checks (`checks.say(...)`, `ExerciseError(...)`).
 A line ending in `# i18n: no` is skipped (text for code, not for people).
 An f-string's key is its text with each `{...}` written `{}` (literal braces doubled).
 
@@ -23,6 +24,7 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "sdcourse"
 CHECKS = PACKAGE / "checks"
+CHECKER_CALLS = {"say", "ExerciseError"}  # a notebook's own check lines: checks.say(...), ExerciseError(...)
 A_WORD = re.compile(r"[A-Za-z]{3,}")
 WORD = re.compile(r"^[(\"']?[A-Za-z]{2,}[.,:;!?)\"']*$")
 
@@ -140,7 +142,7 @@ def extract_notebooks() -> Dict[str, List[str]]:
                 if not isinstance(node, ast.Call):
                     continue
                 name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-                texts = list(node.args[:1]) if name in FIGURE_CALLS else []
+                texts = list(node.args[:1]) if name in FIGURE_CALLS or name in CHECKER_CALLS else []
                 texts += [k.value for k in node.keywords if k.arg in ("label", "title")]
                 for text in texts:
                     elements = text.elts if isinstance(text, (ast.List, ast.Tuple)) else [text]

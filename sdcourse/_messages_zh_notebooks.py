@@ -107,4 +107,13 @@ MESSAGES = {
     'feature': '特征',
     'tokenizer': '分词器',
     'scheduler': '调度器',
+    '[wrong] shape {}, expected {}: stack the rows (dim=0).': '[wrong] 形状为 {}，应为 {}：请按行堆叠（dim=0）。',
+    '[wrong] the values differ. Hint: {}': '[wrong] 数值不同。提示：{}',
+    'the order is q, k, v.': '顺序是 q、k、v。',
+    'take to_q, to_k, to_v of attn1 (attn2 is the cross-attention).': '取 attn1 的 to_q、to_k、to_v（attn2 是交叉注意力）。',
+    '[todo] exercise 2: write fused_in_proj(path).': '[todo] 练习 2：编写 fused_in_proj(path)。',
+    '[ok] {}: {} tensors, {} parameters': '[ok] {}: {} 个张量，{} 个参数',
+    '[wrong] a {} UNet was identified as {}. Check the order of your tests.': '[wrong] 一个 {} 的 UNet 被识别成了 {}。请检查各项判断的顺序。',
+    '[todo] exercise 3: write identify(shapes).': '[todo] 练习 3：编写 identify(shapes)。',
+    "[todo] pooled_vectors: find each row's first <|endoftext|> and gather hidden[row, position]": '[todo] pooled_vectors: 找到每一行中第一个 <|endoftext|>，取出 hidden[row, position]',
 }

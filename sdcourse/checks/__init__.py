@@ -7,7 +7,7 @@ hint for an exercise without giving the answer away.
 """
 from .advice import *  # noqa: F401,F403 - the mistake names (MISSING_SCALE, SKIP_FIRST, ...)
 from .core import (CheckResult, ExerciseError, ShapeCheckResult, ShortcutUsed, compare, copy_weights, exercise,
-                   forbid, perturb_)
+                   forbid, perturb_, say)
 from .hints import hint
 from .nb00_inputs import check_latent_shape, check_unet_inputs
 from .nb01_time_embedding import check_sinusoidal_embedding, check_time_embedding
