@@ -52,8 +52,10 @@ test-fast: install
 	$(PY) -m pytest tests -m "not slow and not browser" -p no:cacheprovider
 
 # Re-execute every notebook and store its outputs (do this after changing a notebook or sdcourse).
+# One thread per kernel, as `make test` runs them: two kernels of two threads on two cores ran ~10x
+# slower, and the stored numbers must be those nbval recomputes.
 notebooks: install
-	$(PY) scripts/regenerate_notebooks.py
+	OMP_NUM_THREADS=1 $(PY) scripts/regenerate_notebooks.py
 
 figures: install
 	$(PY) -m sdcourse.figures
